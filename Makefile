@@ -1,0 +1,26 @@
+# One command each: `make train` and `make test` install everything they need first.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test bench clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first: 2.13.0 is the CPU build on this machine's disk, while an
+# unpinned torch (or a range a newer release satisfies) would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+train: install
+	$(VENV)/bin/marlnav train $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,116 @@
+"""Safetensors checkpoints: weights as tensors, the config and training summary as JSON metadata.
+
+Nothing is pickled: a checkpoint is read by `safetensors` alone, and the policy is rebuilt from the
+config in its metadata by the same builders training used, then loaded strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from marlnav_cli import __version__
+from marlnav_cli.config import TrainConfig
+from marlnav_cli.errors import CheckpointError, ConfigError
+from marlnav_cli.files import atomic_output
+
+FORMAT_NAME = "marlnav-checkpoint"
+FORMAT_VERSION = 1
+POLICY_PREFIX = "policy."
+CRITIC_PREFIX = "critic."
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: TrainConfig
+    tensors: dict[str, torch.Tensor]
+    summary: dict[str, Any] = field(default_factory=dict)
+    marlnav_version: str = ""
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {name[len(prefix):]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
+
+    def check_matches(self, *, scenario: str | None = None, n_agents: int | None = None) -> None:
+        """Refuse when the caller asks for a task this checkpoint was not trained on."""
+        if scenario is not None and scenario != self.config.scenario:
+            raise CheckpointError(f"{self.path} was trained on scenario {self.config.scenario!r}, "
+                                  f"not {scenario!r}")
+        if n_agents is not None and n_agents != self.config.n_agents:
+            raise CheckpointError(f"{self.path} was trained with {self.config.n_agents} agents, "
+                                  f"not {n_agents}")
+
+
+def save_checkpoint(path: Path, config: TrainConfig, modules: dict[str, torch.nn.Module],
+                    summary: dict[str, Any]) -> None:
+    """Write every module's weights under '<name>.' and the metadata, atomically."""
+    tensors = {
+        f"{name}.{key}": value.detach().to("cpu").contiguous().clone()
+        for name, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "marlnav_version": __version__,
+        "config": config.to_json(),
+        "summary": json.dumps(summary, sort_keys=True),
+    }
+    with atomic_output(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Open and check a checkpoint; every way it can be wrong becomes one CheckpointError line."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as reader:
+            metadata = reader.metadata() or {}
+            tensors = {name: reader.get_tensor(name) for name in reader.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint "
+                              f"(truncated or another format): {reason}") from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is a safetensors file but not a marlnav checkpoint")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        raise CheckpointError(f"{path} has no valid format version") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this marlnav "
+                              f"({__version__}) reads ({FORMAT_VERSION}); upgrade marlnav")
+    try:
+        config = TrainConfig.from_json(metadata.get("config", "")).validate()
+        summary = json.loads(metadata.get("summary", "{}"))
+    except (ConfigError, TypeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} holds an invalid config: {error}") from None
+    return Checkpoint(path=path, config=config, tensors=tensors, summary=summary,
+                      marlnav_version=metadata.get("marlnav_version", ""))
+
+
+def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
+    """Strict load with a readable refusal when names or shapes don't fit the rebuilt module."""
+    saved = checkpoint.state_dict(prefix)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{checkpoint.path}: {prefix.rstrip('.')} weights don't fit its config "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in expected.items():
+        if saved[name].shape != tensor.shape:
+            raise CheckpointError(f"{checkpoint.path}: {prefix}{name} has shape {tuple(saved[name].shape)}, "
+                                  f"its config needs {tuple(tensor.shape)}")
+    module.load_state_dict(saved, strict=True)

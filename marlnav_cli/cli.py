@@ -1,0 +1,295 @@
+"""The Typer app: commands parse options into a config, call one experiment function, print the result.
+
+This is the only module that imports typer and turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from marlnav_cli import __version__
+from marlnav_cli.config import TrainConfig
+from marlnav_cli.errors import MarlnavError
+
+app = typer.Typer(
+    name="marlnav",
+    help="Train, inspect, evaluate and render multi-agent PPO (MAPPO/IPPO) policies on VMAS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+DEFAULTS = TrainConfig()
+
+# --- options shared by several commands ------------------------------------------------------
+Scenario = Annotated[str, typer.Option(help="VMAS scenario name (see VMAS's scenario list).")]
+NAgents = Annotated[int, typer.Option(help="Number of agents.")]
+MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.")]
+Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).")]
+Device = Annotated[str, typer.Option(help="auto (cuda if available, else cpu), cpu, or cuda[:N].")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+CheckpointPath = Annotated[Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False)]
+NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
+
+
+@app.command(epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
+                     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run")
+def train(
+    scenario: Scenario = DEFAULTS.scenario,
+    n_agents: NAgents = DEFAULTS.n_agents,
+    frames: Annotated[int, typer.Option(help="Total frames to collect.")] = DEFAULTS.total_frames,
+    frames_per_batch: Annotated[int, typer.Option(help="Frames per iteration (a multiple of --max-steps).")]
+    = DEFAULTS.frames_per_batch,
+    max_steps: MaxSteps = DEFAULTS.max_steps,
+    epochs: Annotated[int, typer.Option(help="PPO epochs over each batch.")] = DEFAULTS.num_epochs,
+    minibatch_size: Annotated[int, typer.Option(help="Frames per minibatch.")] = DEFAULTS.minibatch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS.lr,
+    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping norm.")] = DEFAULTS.max_grad_norm,
+    clip_epsilon: Annotated[float, typer.Option(help="PPO clip range.")] = DEFAULTS.clip_epsilon,
+    gamma: Annotated[float, typer.Option(help="Discount factor.")] = DEFAULTS.gamma,
+    lmbda: Annotated[float, typer.Option(help="GAE lambda.")] = DEFAULTS.lmbda,
+    entropy_coeff: Annotated[float, typer.Option(help="Entropy bonus coefficient.")] = DEFAULTS.entropy_coeff,
+    depth: Annotated[int, typer.Option(help="Hidden layers of policy and critic.")] = DEFAULTS.depth,
+    num_cells: Annotated[int, typer.Option(help="Units per hidden layer.")] = DEFAULTS.num_cells,
+    mappo: Annotated[bool, typer.Option("--mappo/--ippo", help="Centralised critic (MAPPO) or local (IPPO).")]
+    = DEFAULTS.mappo,
+    share_policy: Annotated[bool, typer.Option(help="One policy network for all agents.")] = DEFAULTS.share_policy,
+    share_critic: Annotated[bool, typer.Option(help="One critic network for all agents.")] = DEFAULTS.share_critic,
+    seed: Seed = DEFAULTS.seed,
+    device: Device = "auto",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-"
+                                                  "seed<k>-<time>).", show_default=False)] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train MAPPO/IPPO on a VMAS scenario; defaults reproduce TorchRL's multi-agent PPO tutorial.
+
+    Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
+    config.json into the run folder.
+    """
+    from marlnav_cli.experiment import run_training
+
+    config = TrainConfig(
+        scenario=scenario, n_agents=n_agents, frames_per_batch=frames_per_batch, total_frames=frames,
+        max_steps=max_steps, num_epochs=epochs, minibatch_size=minibatch_size, lr=lr, max_grad_norm=max_grad_norm,
+        clip_epsilon=clip_epsilon, gamma=gamma, lmbda=lmbda, entropy_coeff=entropy_coeff, depth=depth,
+        num_cells=num_cells, mappo=mappo, share_policy=share_policy, share_critic=share_critic, seed=seed,
+    ).validate()
+    progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("frames {task.fields[frames]}"), TextColumn("reward {task.fields[reward]}"),
+                        TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                        TimeRemainingColumn(), console=err_console, disable=quiet)
+    task = progress.add_task("train", total=config.n_iters, frames=0, reward="-", fps="-")
+
+    def on_start(files: Any) -> None:
+        err_console.print(f"run folder: {escape(str(files.folder))}")
+
+    def on_iteration(state: Any) -> None:
+        row = state.history[-1]
+        progress.update(task, completed=row["iteration"], frames=row["frames"], reward=f"{row['reward_mean']:.3f}",
+                        fps=f"{row['frames_per_s']:.0f}")
+
+    with progress:
+        outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
+                               on_iteration=on_iteration, on_start=on_start)
+    files, reward = outcome.files, outcome.state.final_reward
+    reward_text = "n/a" if reward is None else f"{reward:.3f}"
+    err_console.print(f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
+              f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}")
+    for label, path in (("checkpoint", files.checkpoint), ("best", files.best_checkpoint),
+                        ("metrics", files.metrics_csv), ("curve", files.curve)):
+        if path.exists():
+            console.print(f"{label:>10}: {escape(str(path))}")
+    if outcome.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command("inspect-specs", epilog="Examples:\n\n  marlnav inspect-specs\n\n"
+                                     "  marlnav inspect-specs --scenario balance --n-agents 4 --json")
+def inspect_specs(
+    scenario: Scenario = DEFAULTS.scenario,
+    n_agents: NAgents = DEFAULTS.n_agents,
+    num_envs: NumEnvs = DEFAULTS.num_envs,
+    max_steps: MaxSteps = DEFAULTS.max_steps,
+    seed: Seed = DEFAULTS.seed,
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Print the env's action, reward, done and observation specs and keys, and run check_env_specs."""
+    from marlnav_cli.experiment import inspect_env
+
+    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
+                         frames_per_batch=max_steps * max(num_envs, 1), minibatch_size=max_steps)
+    description = inspect_env(config, num_envs=num_envs, device_name=device)
+    if as_json:
+        console.print_json(json.dumps(description))
+        return
+    tree = Tree(f"[bold]{escape(scenario)}[/]: {num_envs} envs, {n_agents} agents, batch size {description['batch_size']}")
+    for section in ("action_spec", "reward_spec", "done_spec", "observation_spec"):
+        _add_spec(tree.add(f"[bold]{section}[/]"), description[section])
+    for section in ("action_keys", "reward_keys", "done_keys"):
+        tree.add(f"[bold]{section}[/]: " + escape(", ".join(str(tuple(k)) for k in description[section])))
+    console.print(tree)
+    console.print("[green]check_env_specs passed[/]")
+
+
+def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
+    for name, value in spec.items():
+        if "shape" in value and isinstance(value["shape"], list):
+            bounds = f" in [{value['low']:.3g}, {value['high']:.3g}]" if "low" in value else ""
+            node.add(f"{escape(name)}: {value['type']} {tuple(value['shape'])} {value['dtype']}{bounds}")
+        else:
+            _add_spec(node.add(escape(name)), value)
+
+
+@app.command(epilog="Examples:\n\n  marlnav rollout\n\n  marlnav rollout --steps 20 --num-envs 4 --json\n\n"
+                     "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors")
+def rollout(
+    steps: Annotated[int, typer.Option(help="Steps to run.")] = 5,
+    checkpoint: Annotated[Path | None, typer.Option(help="Act with this checkpoint's policy instead of random actions.",
+                                                    show_default=False)] = None,
+    scenario: Scenario = DEFAULTS.scenario,
+    n_agents: NAgents = DEFAULTS.n_agents,
+    num_envs: NumEnvs = DEFAULTS.num_envs,
+    max_steps: MaxSteps = DEFAULTS.max_steps,
+    seed: Seed = DEFAULTS.seed,
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
+    from marlnav_cli.experiment import rollout_summary
+
+    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
+                         frames_per_batch=max_steps, minibatch_size=max_steps)
+    summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table(title=f"rollout ({summary['policy']} actions), batch size {tuple(summary['batch_size'])}")
+    table.add_column("key")
+    table.add_column("shape")
+    table.add_column("dtype")
+    for leaf in summary["keys"]:
+        table.add_row(escape(".".join(leaf["key"])), str(tuple(leaf["shape"])), leaf["dtype"])
+    console.print(table)
+    rewards = ", ".join(f"agent {i}: {r:.3f}" for i, r in enumerate(summary["reward_per_agent"]))
+    console.print(f"reward over {steps} steps (mean over envs): {rewards}")
+
+
+@app.command(epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
+                     "  marlnav evaluate ckpt.safetensors --episodes 500 --json")
+def evaluate(
+    checkpoint: CheckpointPath,
+    episodes: Annotated[int, typer.Option(help="Episodes to run (one vectorised env each).")] = 200,
+    seed: Annotated[int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).",
+                                             show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option(help="Refuse unless the checkpoint was trained on this scenario.",
+                                                 show_default=False)] = None,
+    n_agents: Annotated[int | None, typer.Option(help="Refuse unless the checkpoint has this many agents.",
+                                                 show_default=False)] = None,
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Run the policy deterministically and report reward, success, collisions and length next to random actions."""
+    from marlnav_cli.experiment import evaluate_checkpoint
+
+    results = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, device_name=device,
+                                  scenario=scenario, n_agents=n_agents)
+    if as_json:
+        console.print_json(json.dumps(results))
+        return
+    table = Table(title=f"{escape(str(checkpoint))}: {episodes} episodes, seed {results['seed']}, "
+                        f"step limit {results['max_steps']}")
+    table.add_column("metric")
+    table.add_column("policy (deterministic)", justify="right")
+    table.add_column("random actions", justify="right")
+    for label, key in (("mean episode reward", "mean_reward"), ("std episode reward", "std_reward"),
+                       ("success rate", "success_rate"), ("collisions per episode", "mean_collisions"),
+                       ("mean episode length", "mean_length")):
+        table.add_row(label, _number(results["policy"][key]), _number(results["random"][key]))
+    console.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command(epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
+                     "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
+                     "  marlnav render --random random.gif --n-agents 4")
+def render(
+    paths: Annotated[list[Path], typer.Argument(metavar="[CHECKPOINT] OUT.gif",
+                                                help="Checkpoint and GIF path; only the GIF path with --random.",
+                                                show_default=False)],
+    episodes: Annotated[int, typer.Option(help="Episodes to render one after another.")] = 1,
+    random: Annotated[bool, typer.Option("--random", help="Random actions instead of a trained policy.")] = False,
+    scenario: Scenario = DEFAULTS.scenario,
+    n_agents: NAgents = DEFAULTS.n_agents,
+    max_steps: MaxSteps = DEFAULTS.max_steps,
+    seed: Annotated[int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).",
+                                             show_default=False)] = None,
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Render episodes of a policy (or random actions) to a looping GIF at the simulator's frame rate."""
+    from marlnav_cli.experiment import render_gif
+
+    expected = 1 if random else 2
+    if len(paths) != expected:
+        raise MarlnavError("give CHECKPOINT and OUT.gif" if not random else
+                           "with --random give only OUT.gif (the scenario comes from the options)")
+    checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
+    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed or 0,
+                         frames_per_batch=max_steps, minibatch_size=max_steps)
+    with err_console.status("rendering..."):
+        result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
+                            device_name=device)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    console.print(f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
+              f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}")
+
+
+@app.command()
+def version() -> None:
+    """Print marlnav's version."""
+    console.print(__version__)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the app and return its exit code; bad input of any kind becomes one line and code 2."""
+    try:
+        result = app(args=argv, prog_name="marlnav", standalone_mode=False)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except typer.TyperException as error:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        if "NoArgsIsHelp" in type(error).__name__:
+            console.print(message)
+            return 0
+        err_console.print(f"error: {escape(' '.join(message.split()))}")
+        return getattr(error, "exit_code", 2)
+    except MarlnavError as error:
+        err_console.print(f"error: {escape(' '.join(str(error).split()))}")
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,21 @@
+"""The project's exception types. Library code raises these; only the CLI turns them into exit codes."""
+
+
+class MarlnavError(Exception):
+    """A problem the user can fix, reported as one line and exit code 2."""
+
+
+class ConfigError(MarlnavError):
+    """A setting is out of range or inconsistent with another."""
+
+
+class CheckpointError(MarlnavError):
+    """A checkpoint file is missing, malformed, or does not fit what was asked."""
+
+
+class RenderError(MarlnavError):
+    """Frames cannot be produced (no display) or the GIF cannot be written."""
+
+
+class TrainingDiverged(MarlnavError):
+    """A loss or gradient became NaN or infinite."""

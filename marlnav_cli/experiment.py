@@ -1,0 +1,226 @@
+"""The experiment seam: what each command does, as plain functions of a config or a checkpoint.
+
+Commands in cli.py only parse options and print; everything they run is here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchrl.envs.utils import check_env_specs
+from torchrl.modules import ProbabilisticActor
+
+from marlnav_cli.checkpoint import (POLICY_PREFIX, Checkpoint, load_weights, read_checkpoint,
+                                    save_checkpoint)
+from marlnav_cli.config import TrainConfig, check_positive
+from marlnav_cli.display import ensure_display
+from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
+from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
+from marlnav_cli.files import ensure_folder, write_text_atomic
+from marlnav_cli.gif import check_gif_path, write_gif
+from marlnav_cli.metrics import plot_curve, write_metrics
+from marlnav_cli.models import build_policy
+from marlnav_cli.train import TrainState, train
+
+CHECKPOINTS_FOLDER = Path("checkpoints")
+
+
+# --- train -------------------------------------------------------------------------------------
+
+@dataclass
+class RunFiles:
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "policy.safetensors"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.folder / "best.safetensors"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.folder / "metrics.csv"
+
+    @property
+    def metrics_jsonl(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def curve(self) -> Path:
+        return self.folder / "curve.png"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
+
+
+@dataclass
+class TrainOutcome:
+    files: RunFiles
+    state: TrainState
+    interrupted: bool
+    wall_s: float
+
+
+def default_run_folder(config: TrainConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
+
+
+def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
+                 checkpoint_every: int = 1,
+                 on_iteration: Callable[[TrainState], None] | None = None,
+                 on_start: Callable[[RunFiles], None] | None = None) -> TrainOutcome:
+    """Train, keeping the latest and best checkpoints and the metrics on disk as it goes."""
+    config.validate()
+    check_positive("--checkpoint-every", checkpoint_every)
+    device = resolve_device(device_name)
+    files = RunFiles(ensure_folder(run_folder or default_run_folder(config)))
+    write_text_atomic(files.config, json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+    if on_start is not None:
+        on_start(files)
+    started = time.perf_counter()
+    best_reward = float("-inf")
+
+    def after_iteration(state: TrainState) -> None:
+        nonlocal best_reward
+        write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
+        if state.final_reward is not None and state.final_reward > best_reward:
+            best_reward = state.final_reward
+            _save(files.best_checkpoint, state, started, complete=False)
+        if len(state.history) % checkpoint_every == 0:
+            _save(files.checkpoint, state, started, complete=False)
+        if on_iteration is not None:
+            on_iteration(state)
+
+    with _stop_on_sigint() as stop_requested:
+        state = train(config, device, on_iteration=after_iteration, should_stop=stop_requested)
+    interrupted = len(state.history) < config.n_iters
+    _save(files.checkpoint, state, started, complete=not interrupted)
+    if state.history:
+        plot_curve(state.history, files.curve,
+                   f"{config.algorithm.upper()} on {config.scenario}, {config.n_agents} agents, seed {config.seed}")
+    return TrainOutcome(files=files, state=state, interrupted=interrupted, wall_s=time.perf_counter() - started)
+
+
+def _save(path: Path, state: TrainState, started: float, *, complete: bool) -> None:
+    summary = {"frames": state.frames, "iterations": len(state.history), "final_reward": state.final_reward,
+               "wall_s": round(time.perf_counter() - started, 3), "complete": complete}
+    save_checkpoint(path, state.config, {"policy": state.policy, "critic": state.critic}, summary)
+
+
+@contextmanager
+def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
+    """First Ctrl-C asks training to stop after the current iteration; a second one aborts."""
+    requested = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- loading a trained policy ------------------------------------------------------------------
+
+@dataclass
+class LoadedPolicy:
+    checkpoint: Checkpoint
+    policy: ProbabilisticActor
+    device: torch.device
+
+
+def load_policy(path: Path, *, device_name: str = "auto", scenario: str | None = None,
+                n_agents: int | None = None) -> LoadedPolicy:
+    """Rebuild the exact policy from the checkpoint alone and load its weights strictly."""
+    checkpoint = read_checkpoint(path)
+    checkpoint.check_matches(scenario=scenario, n_agents=n_agents)
+    device = resolve_device(device_name)
+    probe_env = make_env(checkpoint.config, num_envs=1, seed=checkpoint.config.seed, device=device)
+    policy = build_policy(probe_env, checkpoint.config, device)
+    load_weights(policy, checkpoint, POLICY_PREFIX)
+    policy.eval()
+    return LoadedPolicy(checkpoint=checkpoint, policy=policy, device=device)
+
+
+# --- evaluate, render, rollout, inspect-specs --------------------------------------------------
+
+def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_name: str,
+                        scenario: str | None = None, n_agents: int | None = None) -> dict[str, Any]:
+    check_positive("--episodes", episodes)
+    loaded = load_policy(path, device_name=device_name, scenario=scenario, n_agents=n_agents)
+    config = loaded.checkpoint.config
+    eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    results = evaluate(config, loaded.policy, episodes=episodes, seed=eval_seed, device=loaded.device)
+    results["checkpoint"] = str(path)
+    results["trained_frames"] = loaded.checkpoint.summary.get("frames")
+    return results
+
+
+def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None, episodes: int,
+               seed: int | None, device_name: str) -> dict[str, Any]:
+    """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF."""
+    check_gif_path(out)
+    check_positive("--episodes", episodes)
+    if checkpoint is not None:
+        loaded = load_policy(checkpoint, device_name=device_name)
+        config, policy, device = loaded.checkpoint.config, loaded.policy, loaded.device
+    else:
+        assert config is not None
+        config.validate()
+        policy, device = None, resolve_device(device_name)
+    ensure_display()
+    env_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    torch.manual_seed(env_seed)
+    env = make_env(config, num_envs=1, seed=env_seed, device=device)
+    frames, lengths = render_frames(env, policy, episodes=episodes, max_steps=config.max_steps)
+    fps = frame_rate(env)
+    write_gif(out, frames, fps)
+    height, width = frames[0].shape[:2]
+    return {"path": str(out), "frames": len(frames), "episode_lengths": lengths, "fps": fps,
+            "width": width, "height": height}
+
+
+def rollout_summary(config: TrainConfig, *, steps: int, num_envs: int, checkpoint: Path | None,
+                    device_name: str) -> dict[str, Any]:
+    check_positive("--steps", steps)
+    check_positive("--num-envs", num_envs)
+    policy = None
+    if checkpoint is not None:
+        loaded = load_policy(checkpoint, device_name=device_name, scenario=None, n_agents=None)
+        config, policy = loaded.checkpoint.config, loaded.policy
+    else:
+        config.validate()
+    device = resolve_device(device_name)
+    torch.manual_seed(config.seed)
+    env = make_env(config, num_envs=num_envs, seed=config.seed, device=device)
+    data = rollout(env, policy, steps, deterministic=False)
+    summary = describe_rollout(data)
+    summary["policy"] = "checkpoint" if policy is not None else "random"
+    return summary
+
+
+def inspect_env(config: TrainConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:
+    check_positive("--num-envs", num_envs)
+    config.validate()
+    env = make_env(config, num_envs=num_envs, seed=config.seed, device=resolve_device(device_name))
+    description = describe_env(env, config.scenario)
+    check_env_specs(env)
+    description["check_env_specs"] = "passed"
+    return description

@@ -1,0 +1,49 @@
+"""Per-iteration metrics on disk (CSV and JSONL) and the learning-curve PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from marlnav_cli.files import atomic_output, write_text_atomic
+
+
+def write_metrics(history: list[dict[str, Any]], csv_path: Path, jsonl_path: Path) -> None:
+    if not history:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(csv_path, buffer.getvalue())
+    write_text_atomic(jsonl_path, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Mean (with min-max band) training episode reward and the loss terms against frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [row["frames"] for row in history]
+    figure, (reward_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    reward_axis.plot(frames, [row["reward_mean"] for row in history], marker="o", label="mean")
+    reward_axis.fill_between(frames, [row["reward_min"] for row in history],
+                             [row["reward_max"] for row in history], alpha=0.2, label="min-max")
+    reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
+    reward_axis.legend()
+    reward_axis.grid(alpha=0.3)
+    for name in ("loss_objective", "loss_critic", "loss_entropy"):
+        loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))
+    loss_axis.set(xlabel="frames", ylabel="mean loss per update", title="Losses")
+    loss_axis.legend()
+    loss_axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
