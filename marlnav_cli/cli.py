@@ -94,15 +94,18 @@ def train(
 
     def on_start(files: Any) -> None:
         err_console.print(f"run folder: {escape(str(files.folder))}")
+        progress.start()  # only once the settings are checked, so an error stays one line
 
     def on_iteration(state: Any) -> None:
         row = state.history[-1]
         progress.update(task, completed=row["iteration"], frames=row["frames"], reward=f"{row['reward_mean']:.3f}",
                         fps=f"{row['frames_per_s']:.0f}")
 
-    with progress:
+    try:
         outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
                                on_iteration=on_iteration, on_start=on_start)
+    finally:
+        progress.stop()
     files, reward = outcome.files, outcome.state.final_reward
     reward_text = "n/a" if reward is None else f"{reward:.3f}"
     err_console.print(f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "

@@ -1,0 +1,52 @@
+"""Shared fixtures: run the real CLI in-process, and one tiny trained checkpoint for the session."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from marlnav_cli.cli import run
+
+# A few envs, a few hundred frames, a small net: seconds on 2 cores, same code path as a real run.
+TINY_TRAIN = ["--frames", "200", "--frames-per-batch", "100", "--max-steps", "25", "--epochs", "2",
+              "--minibatch-size", "50", "--num-cells", "16", "--device", "cpu", "--quiet"]
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Call marlnav exactly as the console script does (same error handling), capturing output."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder from a tiny `marlnav train`, shared by the tests that need a checkpoint."""
+    folder = tmp_path_factory.mktemp("runs") / "tiny"
+    code = run(["train", *TINY_TRAIN, "--seed", "3", "--out", str(folder)])
+    assert code == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
+def checkpoint(trained_run: Path) -> Path:
+    return trained_run / "policy.safetensors"

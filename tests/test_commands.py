@@ -1,0 +1,141 @@
+"""Each command end to end through the real CLI, asserting the values it reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from tests.conftest import TINY_TRAIN
+
+
+def test_help_of_every_command_shows_examples(cli) -> None:
+    for command in ("train", "evaluate", "render", "inspect-specs", "rollout"):
+        result = cli(command, "--help")
+        assert result.exit_code == 0
+        assert "Examples" in result.stdout and f"marlnav {command}" in result.stdout
+
+
+def test_train_writes_checkpoint_metrics_and_curve(trained_run: Path) -> None:
+    rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
+    assert [int(row["iteration"]) for row in rows] == [1, 2]
+    assert [int(row["frames"]) for row in rows] == [100, 200]
+    assert all(np.isfinite(float(row["reward_mean"])) for row in rows)
+    jsonl = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["reward_mean"] for row in jsonl] == pytest.approx([float(row["reward_mean"]) for row in rows])
+    assert (trained_run / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with safe_open(str(trained_run / "policy.safetensors"), "pt") as reader:
+        metadata = reader.metadata()
+        names = list(reader.keys())
+    config = json.loads(metadata["config"])
+    assert config["total_frames"] == 200 and config["max_steps"] == 25 and config["num_cells"] == 16
+    summary = json.loads(metadata["summary"])
+    assert summary["frames"] == 200 and summary["complete"] is True
+    assert summary["final_reward"] == pytest.approx(float(rows[-1]["reward_mean"]))
+    assert any(n.startswith("policy.") for n in names) and any(n.startswith("critic.") for n in names)
+
+
+def test_train_prints_where_outputs_are(cli, tmp_path: Path) -> None:
+    result = cli("train", *TINY_TRAIN, "--frames", "100", "--out", tmp_path / "run")
+    assert result.exit_code == 0
+    assert f"checkpoint: {tmp_path / 'run' / 'policy.safetensors'}" in result.stdout
+    assert "final mean episode reward" in result.stderr
+
+
+def test_inspect_specs_json_has_tutorial_shapes(cli) -> None:
+    result = cli("inspect-specs", "--num-envs", "60", "--device", "cpu", "--json")
+    assert result.exit_code == 0
+    specs = result.json()
+    assert specs["observation_spec"]["agents"]["observation"]["shape"] == [60, 3, 18]
+    assert specs["action_spec"]["agents"]["action"]["shape"] == [60, 3, 2]
+    assert specs["action_spec"]["agents"]["action"]["low"] == -1.0
+    assert specs["reward_spec"]["agents"]["reward"]["shape"] == [60, 3, 1]
+    assert specs["done_spec"]["done"]["shape"] == [60, 1]
+    assert specs["action_keys"] == [["agents", "action"]]
+    assert specs["reward_keys"] == [["agents", "reward"]]
+    assert specs["check_env_specs"] == "passed"
+
+
+def test_inspect_specs_table_follows_n_agents(cli) -> None:
+    result = cli("inspect-specs", "--n-agents", "4", "--num-envs", "2", "--device", "cpu")
+    assert result.exit_code == 0
+    assert "observation: UnboundedContinuous (2, 4, 18) float32" in result.stdout
+    assert "action: BoundedContinuous (2, 4, 2) float32 in [-1, 1]" in result.stdout
+    assert "check_env_specs passed" in result.stdout
+
+
+def test_rollout_random_reports_structure_and_rewards(cli) -> None:
+    result = cli("rollout", "--steps", "7", "--num-envs", "3", "--device", "cpu", "--json")
+    assert result.exit_code == 0
+    summary = result.json()
+    assert summary["batch_size"] == [3, 7]
+    assert summary["policy"] == "random"
+    shapes = {".".join(leaf["key"]): leaf["shape"] for leaf in summary["keys"]}
+    assert shapes["next.agents.reward"] == [3, 7, 3, 1]
+    assert shapes["agents.action"] == [3, 7, 3, 2]
+    assert len(summary["reward_per_agent"]) == 3
+
+
+def test_rollout_with_checkpoint_uses_policy(cli, checkpoint: Path) -> None:
+    result = cli("rollout", "--checkpoint", checkpoint, "--num-envs", "2", "--device", "cpu", "--json")
+    assert result.exit_code == 0
+    summary = result.json()
+    assert summary["policy"] == "checkpoint"
+    keys = {".".join(leaf["key"]) for leaf in summary["keys"]}
+    assert "agents.action_log_prob" in keys  # written by the policy, absent with random actions
+
+
+def test_evaluate_reports_policy_and_random(cli, checkpoint: Path) -> None:
+    result = cli("evaluate", checkpoint, "--episodes", "6", "--device", "cpu", "--json")
+    assert result.exit_code == 0
+    report = result.json()
+    assert report["episodes"] == 6 and report["max_steps"] == 25
+    for side in ("policy", "random"):
+        figures = report[side]
+        assert 0.0 <= figures["success_rate"] <= 1.0
+        assert 1.0 <= figures["mean_length"] <= 25.0
+        assert figures["mean_collisions"] >= 0.0
+        assert np.isfinite(figures["mean_reward"])
+    # The trained seed is 3; evaluation must use another one.
+    assert report["seed"] != 3
+
+
+def test_evaluate_is_deterministic(cli, checkpoint: Path) -> None:
+    first = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
+    second = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
+    assert first["policy"] == second["policy"] and first["random"] == second["random"]
+
+
+def test_evaluate_table(cli, checkpoint: Path) -> None:
+    result = cli("evaluate", checkpoint, "--episodes", "3", "--device", "cpu")
+    assert result.exit_code == 0
+    for label in ("mean episode reward", "success rate", "collisions per episode", "mean episode length"):
+        assert label in result.stdout
+
+
+def test_render_writes_looping_gif_with_one_frame_per_state(cli, checkpoint: Path, tmp_path: Path) -> None:
+    gif = tmp_path / "policy.gif"
+    result = cli("render", checkpoint, gif, "--episodes", "2", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] == report["frames"] == sum(length + 1 for length in report["episode_lengths"])
+    assert len(report["episode_lengths"]) == 2 and all(1 <= n <= 25 for n in report["episode_lengths"])
+    assert frames.shape[1:3] == (report["height"], report["width"])
+    assert frames.std() > 1.0  # not a blank image
+    assert not np.array_equal(frames[0], frames[-1])  # agents moved
+    metadata = iio.immeta(gif)
+    assert metadata.get("loop") == 0
+    assert metadata.get("duration") == pytest.approx(1000 / report["fps"], abs=10)
+
+
+def test_render_random_needs_no_checkpoint(cli, tmp_path: Path) -> None:
+    gif = tmp_path / "random.gif"
+    result = cli("render", "--random", gif, "--max-steps", "5", "--n-agents", "2", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert iio.imread(gif, index=None).shape[0] == result.json()["frames"] == 6
