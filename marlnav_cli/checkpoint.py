@@ -19,11 +19,13 @@ from marlnav_cli import __version__
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.errors import CheckpointError, ConfigError
 from marlnav_cli.files import atomic_output
+from marlnav_cli.rng import RNG_PREFIX, rng_names
 
 FORMAT_NAME = "marlnav-checkpoint"
 FORMAT_VERSION = 1
 POLICY_PREFIX = "policy."
 CRITIC_PREFIX = "critic."
+OPTIMIZER_PREFIX = "optimizer."
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Checkpoint:
     config: TrainConfig
     tensors: dict[str, torch.Tensor]
     summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
     marlnav_version: str = ""
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -47,23 +50,31 @@ class Checkpoint:
                                   f"not {n_agents}")
 
 
-def save_checkpoint(path: Path, config: TrainConfig, modules: dict[str, torch.nn.Module],
-                    summary: dict[str, Any]) -> None:
-    """Write every module's weights under '<name>.' and the metadata, atomically."""
-    tensors = {
-        f"{name}.{key}": value.detach().to("cpu").contiguous().clone()
-        for name, module in modules.items()
-        for key, value in module.state_dict().items()
-    }
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{key}": value for key, value in module.state_dict().items()}
+
+
+def optimizer_tensors(optimiser: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as flat tensors; its hyperparameters come from the config."""
+    return {f"{OPTIMIZER_PREFIX}{index}.{name}": torch.as_tensor(value)
+            for index, values in optimiser.state_dict()["state"].items() for name, value in values.items()}
+
+
+def save_checkpoint(path: Path, config: TrainConfig, tensors: dict[str, torch.Tensor], summary: dict[str, Any],
+                    history: list[dict[str, Any]] | None = None) -> None:
+    """Write the tensors, the config, the summary and (for resume) the metrics history, atomically."""
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "marlnav_version": __version__,
         "config": config.to_json(),
         "summary": json.dumps(summary, sort_keys=True),
+        "history": json.dumps(history or []),
     }
+    # safetensors refuses tensors that share memory, and writes from the CPU.
+    owned = {name: value.detach().to("cpu").contiguous().clone() for name, value in tensors.items()}
     with atomic_output(path) as temporary:
-        save_file(tensors, str(temporary), metadata=metadata)
+        save_file(owned, str(temporary), metadata=metadata)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
@@ -94,9 +105,10 @@ def read_checkpoint(path: Path) -> Checkpoint:
     try:
         config = TrainConfig.from_json(metadata.get("config", "")).validate()
         summary = json.loads(metadata.get("summary", "{}"))
+        history = json.loads(metadata.get("history", "[]"))
     except (ConfigError, TypeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} holds an invalid config: {error}") from None
-    return Checkpoint(path=path, config=config, tensors=tensors, summary=summary,
+    return Checkpoint(path=path, config=config, tensors=tensors, summary=summary, history=history,
                       marlnav_version=metadata.get("marlnav_version", ""))
 
 
@@ -114,3 +126,23 @@ def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -
             raise CheckpointError(f"{checkpoint.path}: {prefix}{name} has shape {tuple(saved[name].shape)}, "
                                   f"its config needs {tuple(tensor.shape)}")
     module.load_state_dict(saved, strict=True)
+
+
+def load_optimizer(optimiser: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in checkpoint.state_dict(OPTIMIZER_PREFIX).items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    expected = len(optimiser.state_dict()["param_groups"][0]["params"])
+    if len(state) != expected:
+        raise CheckpointError(f"{checkpoint.path} holds no complete optimizer state "
+                              f"({len(state)} of {expected} parameters), so training cannot resume from it")
+    optimiser.load_state_dict({"state": state, "param_groups": optimiser.state_dict()["param_groups"]})
+
+
+def rng_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    state = {name: tensor for name, tensor in checkpoint.tensors.items() if name.startswith(RNG_PREFIX)}
+    if set(state) != rng_names():
+        raise CheckpointError(f"{checkpoint.path} holds no complete random-number state, so training cannot "
+                              "resume from it")
+    return state

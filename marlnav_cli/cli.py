@@ -46,6 +46,7 @@ NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
 @app.command(epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
                      "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run")
 def train(
+    ctx: typer.Context,
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = DEFAULTS.n_agents,
     frames: Annotated[int, typer.Option(help="Total frames to collect.")] = DEFAULTS.total_frames,
@@ -71,6 +72,8 @@ def train(
     out: Annotated[Path | None, typer.Option(help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-"
                                                   "seed<k>-<time>).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
+    resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run (weights, optimiser, RNG, "
+                                                     "metrics); only --frames may change.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train MAPPO/IPPO on a VMAS scenario; defaults reproduce TorchRL's multi-agent PPO tutorial.
@@ -78,19 +81,19 @@ def train(
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.json into the run folder.
     """
-    from marlnav_cli.experiment import run_training
+    from marlnav_cli.checkpoint import read_checkpoint
+    from marlnav_cli.experiment import resolve_train_config, run_training
 
-    config = TrainConfig(
-        scenario=scenario, n_agents=n_agents, frames_per_batch=frames_per_batch, total_frames=frames,
-        max_steps=max_steps, num_epochs=epochs, minibatch_size=minibatch_size, lr=lr, max_grad_norm=max_grad_norm,
-        clip_epsilon=clip_epsilon, gamma=gamma, lmbda=lmbda, entropy_coeff=entropy_coeff, depth=depth,
-        num_cells=num_cells, mappo=mappo, share_policy=share_policy, share_critic=share_critic, seed=seed,
-    ).validate()
+    given = {CONFIG_FIELD_OF_OPTION.get(name, name): value for name, value in ctx.params.items()
+             if name not in RUN_OPTIONS and _given_on_command_line(ctx, name)}
+    checkpoint = read_checkpoint(resume) if resume is not None else None
+    config = resolve_train_config(given, resume=checkpoint)
     progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("frames {task.fields[frames]}"), TextColumn("reward {task.fields[reward]}"),
                         TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
                         TimeRemainingColumn(), console=err_console, disable=quiet)
-    task = progress.add_task("train", total=config.n_iters, frames=0, reward="-", fps="-")
+    done_before = len(checkpoint.history) if checkpoint is not None else 0
+    task = progress.add_task("train", total=config.n_iters, completed=done_before, frames=0, reward="-", fps="-")
 
     def on_start(files: Any) -> None:
         err_console.print(f"run folder: {escape(str(files.folder))}")
@@ -103,7 +106,7 @@ def train(
 
     try:
         outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
-                               on_iteration=on_iteration, on_start=on_start)
+                               resume=checkpoint, on_iteration=on_iteration, on_start=on_start)
     finally:
         progress.stop()
     files, reward = outcome.files, outcome.state.final_reward
@@ -116,6 +119,16 @@ def train(
             console.print(f"{label:>10}: {escape(str(path))}")
     if outcome.interrupted:
         raise typer.Exit(130)
+
+
+# train's options that name config fields differently, and those that are not config at all.
+CONFIG_FIELD_OF_OPTION = {"frames": "total_frames", "epochs": "num_epochs"}
+RUN_OPTIONS = {"device", "out", "checkpoint_every", "resume", "quiet"}
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 @app.command("inspect-specs", epilog="Examples:\n\n  marlnav inspect-specs\n\n"

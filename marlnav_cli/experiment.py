@@ -5,6 +5,7 @@ Commands in cli.py only parse options and print; everything they run is here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -18,9 +19,9 @@ import torch
 from torchrl.envs.utils import check_env_specs
 from torchrl.modules import ProbabilisticActor
 
-from marlnav_cli.checkpoint import (POLICY_PREFIX, Checkpoint, load_weights, read_checkpoint,
-                                    save_checkpoint)
+from marlnav_cli.checkpoint import POLICY_PREFIX, Checkpoint, load_weights, read_checkpoint, save_checkpoint
 from marlnav_cli.config import TrainConfig, check_positive
+from marlnav_cli.errors import ConfigError, TrainingDiverged
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
@@ -77,46 +78,70 @@ def default_run_folder(config: TrainConfig) -> Path:
     return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
 
 
+def resolve_train_config(overrides: dict[str, Any], *, resume: Checkpoint | None = None) -> TrainConfig:
+    """Defaults, or a resumed checkpoint's config, with the options the user gave on top.
+
+    A resumed run may only be extended (a larger total_frames): any other change would make it a
+    different run that merely starts from these weights.
+    """
+    if resume is None:
+        return dataclasses.replace(TrainConfig(), **overrides).validate()
+    changed = sorted(name for name, value in overrides.items()
+                     if name != "total_frames" and getattr(resume.config, name) != value)
+    if changed:
+        raise ConfigError(f"--resume continues {resume.path} with its own settings; only --frames may change, "
+                          f"not {', '.join(changed)}")
+    return dataclasses.replace(resume.config, **overrides).validate()
+
+
 def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
-                 checkpoint_every: int = 1,
+                 checkpoint_every: int = 1, resume: Checkpoint | None = None,
                  on_iteration: Callable[[TrainState], None] | None = None,
                  on_start: Callable[[RunFiles], None] | None = None) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes."""
     config.validate()
     check_positive("--checkpoint-every", checkpoint_every)
     device = resolve_device(device_name)
-    files = RunFiles(ensure_folder(run_folder or default_run_folder(config)))
+    if run_folder is None:
+        run_folder = resume.path.parent if resume is not None else default_run_folder(config)
+    files = RunFiles(ensure_folder(run_folder))
     write_text_atomic(files.config, json.dumps(json.loads(config.to_json()), indent=2) + "\n")
     if on_start is not None:
         on_start(files)
     started = time.perf_counter()
-    best_reward = float("-inf")
+    history = resume.history if resume is not None else []
+    best_reward = max((row["reward_mean"] for row in history), default=float("-inf"))
 
     def after_iteration(state: TrainState) -> None:
         nonlocal best_reward
         write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
         if state.final_reward is not None and state.final_reward > best_reward:
             best_reward = state.final_reward
-            _save(files.best_checkpoint, state, started, complete=False)
+            _save(files.best_checkpoint, state, complete=False)
         if len(state.history) % checkpoint_every == 0:
-            _save(files.checkpoint, state, started, complete=False)
+            _save(files.checkpoint, state, complete=False)
         if on_iteration is not None:
             on_iteration(state)
 
-    with _stop_on_sigint() as stop_requested:
-        state = train(config, device, on_iteration=after_iteration, should_stop=stop_requested)
+    try:
+        with _stop_on_sigint() as stop_requested:
+            state = train(config, device, on_iteration=after_iteration, should_stop=stop_requested, resume=resume)
+    except TrainingDiverged as error:
+        kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"
+        raise TrainingDiverged(f"{error}; {kept}; try a lower --lr or --max-grad-norm") from None
     interrupted = len(state.history) < config.n_iters
-    _save(files.checkpoint, state, started, complete=not interrupted)
+    _save(files.checkpoint, state, complete=not interrupted)
     if state.history:
         plot_curve(state.history, files.curve,
                    f"{config.algorithm.upper()} on {config.scenario}, {config.n_agents} agents, seed {config.seed}")
     return TrainOutcome(files=files, state=state, interrupted=interrupted, wall_s=time.perf_counter() - started)
 
 
-def _save(path: Path, state: TrainState, started: float, *, complete: bool) -> None:
+def _save(path: Path, state: TrainState, *, complete: bool) -> None:
+    last = state.history[-1] if state.history else {}
     summary = {"frames": state.frames, "iterations": len(state.history), "final_reward": state.final_reward,
-               "wall_s": round(time.perf_counter() - started, 3), "complete": complete}
-    save_checkpoint(path, state.config, {"policy": state.policy, "critic": state.critic}, summary)
+               "wall_s": round(last.get("wall_s", 0.0), 3), "complete": complete}
+    save_checkpoint(path, state.config, state.tensors(), summary, state.history)
 
 
 @contextmanager

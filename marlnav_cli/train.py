@@ -14,21 +14,30 @@ from torchrl.collectors import Collector
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
+from marlnav_cli.checkpoint import (CRITIC_PREFIX, POLICY_PREFIX, Checkpoint, load_optimizer, load_weights,
+                                    module_tensors, optimizer_tensors, rng_state)
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, make_env
 from marlnav_cli.errors import TrainingDiverged
 from marlnav_cli.models import STATE_VALUE_KEY, build_critic, build_policy
+from marlnav_cli.rng import capture_rng, restore_rng
 
 LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy")
 
 
 @dataclass
 class TrainState:
-    """What the experiment layer needs after (or during) training: modules and per-iteration metrics."""
+    """Everything an iteration boundary holds: modules, optimiser, RNG state and per-iteration metrics.
+
+    Every iteration starts all envs from a reset, so no simulator state crosses the boundary: saving
+    this is enough to resume bit-exactly.
+    """
 
     config: TrainConfig
     policy: ProbabilisticActor
     critic: TensorDictModule
+    optimiser: torch.optim.Optimizer
+    rng_state: dict[str, torch.Tensor] = field(default_factory=capture_rng)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -39,38 +48,53 @@ class TrainState:
     def final_reward(self) -> float | None:
         return self.history[-1]["reward_mean"] if self.history else None
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint stores to rebuild this state."""
+        return {**module_tensors(POLICY_PREFIX, self.policy), **module_tensors(CRITIC_PREFIX, self.critic),
+                **optimizer_tensors(self.optimiser), **self.rng_state}
+
 
 IterationCallback = Callable[[TrainState], None]
 
 
 def train(config: TrainConfig, device: torch.device, on_iteration: IterationCallback | None = None,
-          should_stop: Callable[[], bool] = lambda: False) -> TrainState:
-    """Run PPO for config.n_iters iterations of collection then config.num_epochs of updates.
+          should_stop: Callable[[], bool] = lambda: False, resume: Checkpoint | None = None) -> TrainState:
+    """Run PPO until config.total_frames: collection, GAE, then config.num_epochs of minibatch updates.
 
     `should_stop` is asked after each iteration, so an interrupt never leaves half-updated weights.
+    With `resume`, training continues from that checkpoint's weights, optimiser, RNG and metrics.
     """
-    # --- seeding, env, models ------------------------------------------------------------------
+    # --- seeding, env, models, loss, optimiser ---------------------------------------------------
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
     policy = build_policy(env, config, device)
     critic = build_critic(env, config, device)
-    state = TrainState(config=config, policy=policy, critic=critic)
-
-    # --- collector, loss, optimiser ------------------------------------------------------------
-    collector = Collector(env, policy, frames_per_batch=config.frames_per_batch,
-                          total_frames=config.n_iters * config.frames_per_batch,
-                          device=device, storing_device=device, auto_register_policy_transforms=False)
     loss_module = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
                               entropy_coeff=config.entropy_coeff, normalize_advantage=False)
     loss_module.set_keys(reward=env.reward_key, action=env.action_key, value=STATE_VALUE_KEY,
                          done=(GROUP, "done"), terminated=(GROUP, "terminated"))
     loss_module.make_value_estimator(ValueEstimators.GAE, gamma=config.gamma, lmbda=config.lmbda)
     optimiser = torch.optim.Adam(loss_module.parameters(), lr=config.lr)
+    state = TrainState(config=config, policy=policy, critic=critic, optimiser=optimiser)
+    if resume is not None:
+        load_weights(policy, resume, POLICY_PREFIX)
+        load_weights(critic, resume, CRITIC_PREFIX)
+        load_optimizer(optimiser, resume)
+        state.history = list(resume.history)
+        state.rng_state = rng_state(resume)
     # Only what the loss reads is gathered per minibatch; the rest of the batch stays put.
-    loss_keys = [key for key in loss_module.in_keys if key != "next" and not
-                 (isinstance(key, tuple) and key[0] == "next")]
+    loss_keys = [key for key in loss_module.in_keys if key != "next" and not (isinstance(key, tuple) and key[0] == "next")]
 
-    started = time.perf_counter()
+    # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
+    remaining_iterations = config.n_iters - len(state.history)
+    if remaining_iterations <= 0:
+        return state
+    collector = Collector(env, policy, frames_per_batch=config.frames_per_batch,
+                          total_frames=remaining_iterations * config.frames_per_batch, reset_at_each_iter=True,
+                          device=device, storing_device=device, auto_register_policy_transforms=False)
+    restore_rng(state.rng_state)
+    started = time.perf_counter() - (state.history[-1]["wall_s"] if state.history else 0.0)
+
     for data in collector:
         # --- advantages --------------------------------------------------------------------------
         iteration_started = time.perf_counter()
@@ -95,17 +119,19 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
                 loss_sums += terms.detach()
                 grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
         collector.update_policy_weights_()
+        state.rng_state = capture_rng()
 
         # --- metrics -------------------------------------------------------------------------------
+        iteration = len(state.history) + 1
         if not (torch.isfinite(loss_sums).all() and torch.isfinite(grad_norm_max)):
-            raise TrainingDiverged(f"loss or gradient became non-finite at iteration {len(state.history) + 1}; "
-                                   "try a lower --lr or --max-grad-norm")
+            collector.shutdown()
+            raise TrainingDiverged(f"loss or gradient became non-finite at iteration {iteration}")
         updates = config.num_epochs * config.minibatches_per_epoch
         now = time.perf_counter()
         episode_rewards = data.get(("next", *EPISODE_REWARD_KEY))[data.get(("next", GROUP, "done"))]
         state.history.append({
-            "iteration": len(state.history) + 1,
-            "frames": (len(state.history) + 1) * config.frames_per_batch,
+            "iteration": iteration,
+            "frames": iteration * config.frames_per_batch,
             "wall_s": now - started,
             "reward_mean": episode_rewards.mean().item(),
             "reward_min": episode_rewards.min().item(),
@@ -113,7 +139,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             **{name: value / updates for name, value in zip(LOSS_TERMS, loss_sums.tolist())},
             "grad_norm_max": grad_norm_max.item(),
             "train_s": now - iteration_started,
-            "frames_per_s": (len(state.history) + 1) * config.frames_per_batch / (now - started),
+            "frames_per_s": iteration * config.frames_per_batch / (now - started),
         })
         if on_iteration is not None:
             on_iteration(state)

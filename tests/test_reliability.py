@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from marlnav_cli.checkpoint import read_checkpoint
 from tests.conftest import TINY_TRAIN
 
@@ -36,9 +38,31 @@ def test_sigint_during_train_saves_checkpoint_and_exits_130(tmp_path: Path) -> N
 
 
 def test_same_seed_gives_identical_metrics(cli, tmp_path: Path) -> None:
-    def metrics(folder: str) -> list[dict]:
+    for folder in ("a", "b"):
         assert cli("train", *TINY_TRAIN, "--seed", "7", "--out", tmp_path / folder).exit_code == 0
-        rows = [json.loads(line) for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
+    assert _train_metrics(tmp_path / "a") == _train_metrics(tmp_path / "b")
 
-    assert metrics("a") == metrics("b")
+
+def _train_metrics(folder: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
+
+
+def test_resume_continues_bit_exactly(cli, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert cli("train", *TINY_TRAIN, "--frames", "400", "--out", straight).exit_code == 0
+    assert cli("train", *TINY_TRAIN, "--frames", "200", "--out", split).exit_code == 0
+    result = cli("train", "--resume", split / "policy.safetensors", "--frames", "400", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert _train_metrics(split) == _train_metrics(straight)
+    resumed, uninterrupted = read_checkpoint(split / "policy.safetensors"), read_checkpoint(straight / "policy.safetensors")
+    assert resumed.tensors.keys() == uninterrupted.tensors.keys()
+    for name, tensor in uninterrupted.tensors.items():
+        torch.testing.assert_close(resumed.tensors[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
+    assert resumed.summary["frames"] == 400 and resumed.summary["complete"] is True
+
+
+def test_resume_refuses_changed_settings(cli, trained_run: Path) -> None:
+    result = cli("train", "--resume", trained_run / "policy.safetensors", "--lr", "0.1", "--device", "cpu")
+    assert result.exit_code == 2
+    assert "only --frames may change, not lr" in result.stderr
