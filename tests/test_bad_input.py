@@ -35,6 +35,10 @@ CASES = {
     "render-episodes-zero": (["render", "{ckpt}", "{tmp}/out.gif", "--episodes", "0"], "--episodes must be"),
     "rollout-steps-zero": (["rollout", "--steps", "0"], "--steps must be a positive integer"),
     "rollout-bad-checkpoint": (["rollout", "--checkpoint", "{tmp}/text.safetensors"], "not a readable"),
+    "resume-missing": (["train", "--resume", "{tmp}/none.safetensors"], "does not exist"),
+    "resume-foreign-file": (["train", "--resume", "{tmp}/text.safetensors"], "not a readable safetensors"),
+    "checkpoint-every-zero": (["train", *TINY_TRAIN, "--checkpoint-every", "0", "--out", "{tmp}/run"],
+                              "--checkpoint-every must be a positive integer"),
     "inspect-zero-envs": (["inspect-specs", "--num-envs", "0"], "--num-envs must be a positive integer"),
     "inspect-unknown-scenario": (["inspect-specs", "--scenario", "nowhere"], "unknown VMAS scenario"),
 }

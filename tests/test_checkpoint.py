@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from marlnav_cli.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from marlnav_cli.checkpoint import (CRITIC_PREFIX, FORMAT_VERSION, POLICY_PREFIX, module_tensors, read_checkpoint,
+                                    save_checkpoint)
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import make_env
 from marlnav_cli.errors import CheckpointError
@@ -25,7 +26,8 @@ def _save_small(path: Path, config: TrainConfig = SMALL) -> torch.nn.Module:
     torch.manual_seed(0)
     env = make_env(config, num_envs=2, seed=0, device=CPU)
     policy, critic = build_policy(env, config, CPU), build_critic(env, config, CPU)
-    save_checkpoint(path, config, {"policy": policy, "critic": critic}, {"frames": 0})
+    tensors = {**module_tensors(POLICY_PREFIX, policy), **module_tensors(CRITIC_PREFIX, critic)}
+    save_checkpoint(path, config, tensors, {"frames": 0})
     return policy
 
 

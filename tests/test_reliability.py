@@ -66,3 +66,26 @@ def test_resume_refuses_changed_settings(cli, trained_run: Path) -> None:
     result = cli("train", "--resume", trained_run / "policy.safetensors", "--lr", "0.1", "--device", "cpu")
     assert result.exit_code == 2
     assert "only --frames may change, not lr" in result.stderr
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path: Path, monkeypatch) -> None:
+    import marlnav_cli.train as train_module
+
+    class PoisonedAfterFirstIteration(train_module.ClipPPOLoss):
+        calls = 0
+
+        def forward(self, tensordict):
+            losses = super().forward(tensordict)
+            PoisonedAfterFirstIteration.calls += 1
+            if PoisonedAfterFirstIteration.calls > 4:  # 2 epochs x 2 minibatches = iteration 1
+                losses.set("loss_objective", losses.get("loss_objective") * float("nan"))
+            return losses
+
+    monkeypatch.setattr(train_module, "ClipPPOLoss", PoisonedAfterFirstIteration)
+    run_folder = tmp_path / "run"
+    result = cli("train", *TINY_TRAIN, "--frames", "300", "--out", run_folder)
+    assert result.exit_code == 2
+    assert "non-finite at iteration 2" in result.stderr and "last good checkpoint kept" in result.stderr
+    kept = read_checkpoint(run_folder / "policy.safetensors")
+    assert kept.summary["iterations"] == 1
+    assert all(torch.isfinite(t).all() for name, t in kept.tensors.items() if not name.startswith("rng."))
