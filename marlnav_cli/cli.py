@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from marlnav_cli import __version__
-from marlnav_cli.config import TrainConfig
+from marlnav_cli.config import DEFAULT_PRESET, PRESETS, TrainConfig, preset_config
 from marlnav_cli.errors import MarlnavError
 
 app = typer.Typer(
@@ -43,31 +43,46 @@ CheckpointPath = Annotated[Path, typer.Argument(help="A marlnav .safetensors che
 NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
 
 
+def _preset_help(text: str, field: str) -> str:
+    """Option help that names each preset's value, since the default depends on --preset."""
+    values = ", ".join(f"{name}: {getattr(preset_config(name), field)}" for name in PRESETS)
+    return f"{text} ({values})"
+
+
+def _setting(text: str, field: str, *flags: str) -> Any:
+    return typer.Option(*flags, help=_preset_help(text, field), show_default=False)
+
+
 @app.command(epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
-                     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run")
+                     "  marlnav train --preset tutorial\n\n"
+                     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
+                     "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000")
 def train(
-    ctx: typer.Context,
-    scenario: Scenario = DEFAULTS.scenario,
-    n_agents: NAgents = DEFAULTS.n_agents,
-    frames: Annotated[int, typer.Option(help="Total frames to collect.")] = DEFAULTS.total_frames,
-    frames_per_batch: Annotated[int, typer.Option(help="Frames per iteration (a multiple of --max-steps).")]
-    = DEFAULTS.frames_per_batch,
-    max_steps: MaxSteps = DEFAULTS.max_steps,
-    epochs: Annotated[int, typer.Option(help="PPO epochs over each batch.")] = DEFAULTS.num_epochs,
-    minibatch_size: Annotated[int, typer.Option(help="Frames per minibatch.")] = DEFAULTS.minibatch_size,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS.lr,
-    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping norm.")] = DEFAULTS.max_grad_norm,
-    clip_epsilon: Annotated[float, typer.Option(help="PPO clip range.")] = DEFAULTS.clip_epsilon,
-    gamma: Annotated[float, typer.Option(help="Discount factor.")] = DEFAULTS.gamma,
-    lmbda: Annotated[float, typer.Option(help="GAE lambda.")] = DEFAULTS.lmbda,
-    entropy_coeff: Annotated[float, typer.Option(help="Entropy bonus coefficient.")] = DEFAULTS.entropy_coeff,
-    depth: Annotated[int, typer.Option(help="Hidden layers of policy and critic.")] = DEFAULTS.depth,
-    num_cells: Annotated[int, typer.Option(help="Units per hidden layer.")] = DEFAULTS.num_cells,
-    mappo: Annotated[bool, typer.Option("--mappo/--ippo", help="Centralised critic (MAPPO) or local (IPPO).")]
-    = DEFAULTS.mappo,
-    share_policy: Annotated[bool, typer.Option(help="One policy network for all agents.")] = DEFAULTS.share_policy,
-    share_critic: Annotated[bool, typer.Option(help="One critic network for all agents.")] = DEFAULTS.share_critic,
-    seed: Seed = DEFAULTS.seed,
+    preset: Annotated[str, typer.Option(help=f"Starting settings: {', '.join(PRESETS)}; options override them.")]
+    = DEFAULT_PRESET,
+    scenario: Annotated[str | None, _setting("VMAS scenario.", "scenario")] = None,
+    n_agents: Annotated[int | None, _setting("Number of agents.", "n_agents")] = None,
+    frames: Annotated[int | None, _setting("Total frames to collect.", "total_frames")] = None,
+    frames_per_batch: Annotated[int | None, _setting("Frames per iteration (a multiple of --max-steps).",
+                                                     "frames_per_batch")] = None,
+    max_steps: Annotated[int | None, _setting("Episode step limit.", "max_steps")] = None,
+    epochs: Annotated[int | None, _setting("PPO epochs over each batch.", "num_epochs")] = None,
+    minibatch_size: Annotated[int | None, _setting("Frames per minibatch.", "minibatch_size")] = None,
+    lr: Annotated[float | None, _setting("Adam learning rate.", "lr")] = None,
+    max_grad_norm: Annotated[float | None, _setting("Gradient clipping norm.", "max_grad_norm")] = None,
+    clip_epsilon: Annotated[float | None, _setting("PPO clip range.", "clip_epsilon")] = None,
+    gamma: Annotated[float | None, _setting("Discount factor.", "gamma")] = None,
+    lmbda: Annotated[float | None, _setting("GAE lambda.", "lmbda")] = None,
+    entropy_coeff: Annotated[float | None, _setting("Entropy bonus coefficient.", "entropy_coeff")] = None,
+    depth: Annotated[int | None, _setting("Hidden layers of policy and critic.", "depth")] = None,
+    num_cells: Annotated[int | None, _setting("Units per hidden layer.", "num_cells")] = None,
+    mappo: Annotated[bool | None, _setting("Centralised critic (MAPPO) or local (IPPO).", "mappo",
+                                           "--mappo/--ippo")] = None,
+    share_policy: Annotated[bool | None, _setting("One policy network for all agents.", "share_policy",
+                                                  "--share-policy/--no-share-policy")] = None,
+    share_critic: Annotated[bool | None, _setting("One critic network for all agents.", "share_critic",
+                                                  "--share-critic/--no-share-critic")] = None,
+    seed: Annotated[int | None, _setting("Random seed (torch and VMAS).", "seed")] = None,
     device: Device = "auto",
     out: Annotated[Path | None, typer.Option(help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-"
                                                   "seed<k>-<time>).", show_default=False)] = None,
@@ -76,7 +91,7 @@ def train(
                                                      "metrics); only --frames may change.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Train MAPPO/IPPO on a VMAS scenario; defaults reproduce TorchRL's multi-agent PPO tutorial.
+    """Train MAPPO/IPPO on a VMAS scenario, from a preset (--preset tutorial is TorchRL's tutorial, exactly).
 
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.json into the run folder.
@@ -84,10 +99,14 @@ def train(
     from marlnav_cli.checkpoint import read_checkpoint
     from marlnav_cli.experiment import resolve_train_config, run_training
 
-    given = {CONFIG_FIELD_OF_OPTION.get(name, name): value for name, value in ctx.params.items()
-             if name not in RUN_OPTIONS and _given_on_command_line(ctx, name)}
+    options = {"scenario": scenario, "n_agents": n_agents, "total_frames": frames, "frames_per_batch": frames_per_batch,
+               "max_steps": max_steps, "num_epochs": epochs, "minibatch_size": minibatch_size, "lr": lr,
+               "max_grad_norm": max_grad_norm, "clip_epsilon": clip_epsilon, "gamma": gamma, "lmbda": lmbda,
+               "entropy_coeff": entropy_coeff, "depth": depth, "num_cells": num_cells, "mappo": mappo,
+               "share_policy": share_policy, "share_critic": share_critic, "seed": seed}
+    given = {name: value for name, value in options.items() if value is not None}
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    config = resolve_train_config(given, resume=checkpoint)
+    config = resolve_train_config(given, preset=preset, resume=checkpoint)
     progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("frames {task.fields[frames]}"), TextColumn("reward {task.fields[reward]}"),
                         TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -119,16 +138,6 @@ def train(
             console.print(f"{label:>10}: {escape(str(path))}")
     if outcome.interrupted:
         raise typer.Exit(130)
-
-
-# train's options that name config fields differently, and those that are not config at all.
-CONFIG_FIELD_OF_OPTION = {"frames": "total_frames", "epochs": "num_epochs"}
-RUN_OPTIONS = {"device", "out", "checkpoint_every", "resume", "quiet"}
-
-
-def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
 
 
 @app.command("inspect-specs", epilog="Examples:\n\n  marlnav inspect-specs\n\n"

@@ -111,6 +111,21 @@ class TrainConfig:
         return cls.from_dict(values)
 
 
+# Named starting points for `train`; options given on the command line override them.
+# "tutorial" is the dataclass's own defaults: TorchRL's multi-agent PPO tutorial, exactly.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tutorial": {},
+    "fast": {},
+}
+DEFAULT_PRESET = "tutorial"
+
+
+def preset_config(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return dataclasses.replace(TrainConfig(), **PRESETS[name])
+
+
 def _flag(field_name: str) -> str:
     return "--" + {"total_frames": "frames", "num_epochs": "epochs"}.get(field_name, field_name).replace("_", "-")
 

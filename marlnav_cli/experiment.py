@@ -20,7 +20,7 @@ from torchrl.envs.utils import check_env_specs
 from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import POLICY_PREFIX, Checkpoint, load_weights, read_checkpoint, save_checkpoint
-from marlnav_cli.config import TrainConfig, check_positive
+from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_positive, preset_config
 from marlnav_cli.errors import ConfigError, TrainingDiverged
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
@@ -78,14 +78,15 @@ def default_run_folder(config: TrainConfig) -> Path:
     return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
 
 
-def resolve_train_config(overrides: dict[str, Any], *, resume: Checkpoint | None = None) -> TrainConfig:
-    """Defaults, or a resumed checkpoint's config, with the options the user gave on top.
+def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRESET,
+                         resume: Checkpoint | None = None) -> TrainConfig:
+    """A preset, or a resumed checkpoint's config, with the options the user gave on top.
 
     A resumed run may only be extended (a larger total_frames): any other change would make it a
     different run that merely starts from these weights.
     """
     if resume is None:
-        return dataclasses.replace(TrainConfig(), **overrides).validate()
+        return dataclasses.replace(preset_config(preset), **overrides).validate()
     changed = sorted(name for name, value in overrides.items()
                      if name != "total_frames" and getattr(resume.config, name) != value)
     if changed:

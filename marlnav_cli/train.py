@@ -65,6 +65,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     With `resume`, training continues from that checkpoint's weights, optimiser, RNG and metrics.
     """
     # --- seeding, env, models, loss, optimiser ---------------------------------------------------
+    started = time.perf_counter()  # wall time covers set-up too, as the tutorial's total does
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
     policy = build_policy(env, config, device)
@@ -93,7 +94,8 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
                           total_frames=remaining_iterations * config.frames_per_batch, reset_at_each_iter=True,
                           device=device, storing_device=device, auto_register_policy_transforms=False)
     restore_rng(state.rng_state)
-    started = time.perf_counter() - (state.history[-1]["wall_s"] if state.history else 0.0)
+    wall_before = state.history[-1]["wall_s"] if state.history else 0.0
+    collect_started = time.perf_counter()
 
     for data in collector:
         # --- advantages --------------------------------------------------------------------------
@@ -132,19 +134,21 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         state.history.append({
             "iteration": iteration,
             "frames": iteration * config.frames_per_batch,
-            "wall_s": now - started,
+            "wall_s": wall_before + now - started,
             "reward_mean": episode_rewards.mean().item(),
             "reward_min": episode_rewards.min().item(),
             "reward_max": episode_rewards.max().item(),
             **{name: value / updates for name, value in zip(LOSS_TERMS, loss_sums.tolist())},
             "grad_norm_max": grad_norm_max.item(),
+            "collect_s": iteration_started - collect_started,
             "train_s": now - iteration_started,
-            "frames_per_s": iteration * config.frames_per_batch / (now - started),
+            "frames_per_s": config.frames_per_batch / (now - collect_started),
         })
         if on_iteration is not None:
             on_iteration(state)
         if should_stop():
             break
+        collect_started = time.perf_counter()
     collector.shutdown()
     return state
 

@@ -1,0 +1,222 @@
+"""marlnav against the tutorial port, side by side in one run: time to quality, and the two floors.
+
+Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--device cpu] [--eval-episodes 200]
+           [--tutorial ../shared/baseline/tutorial_mappo.py] [--out benchmarks/results/vs_tutorial.json]
+
+For each seed it trains the tutorial port (its own script, in a subprocess) and `marlnav train` with
+its defaults, one after the other, and evaluates both the same way: the tutorial port's own evaluation
+(deterministic policy, one episode per env on seed + 1000, success = done before the step limit) is
+re-implemented here and applied to marlnav's checkpoint, and marlnav's `evaluate` is reported too.
+Then it measures, on this machine and in this run:
+  - the training-phase floor: the tutorial's two 2x256 tanh nets and 30 epochs x 15 minibatches of 400
+    in plain torch (Normal + tanh log-prob, Adam, grad clipping), per iteration; against marlnav's
+    training phase with `--preset tutorial`;
+  - the collection floor: raw `vmas.make_env` stepping with random actions, 6000 frames in 60 envs;
+    against marlnav's collection time per iteration with `--preset tutorial`.
+It prints one table (each figure for both, and the ratio) and writes it to a JSON file.
+Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TUTORIAL = REPO.parent / "shared" / "baseline" / "tutorial_mappo.py"
+
+
+def run_tutorial(script: Path, seed: int, device: str, episodes: int) -> dict:
+    completed = subprocess.run([sys.executable, str(script), "--iters", "10", "--seed", str(seed), "--device", device,
+                                "--eval-episodes", str(episodes)], capture_output=True, text=True, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {"train_s": result["total_s"], "collect_s": result["collect_s"], "update_s": result["train_s"],
+            "final_train_reward": result["rewards"][-1], "eval": result["eval"]}
+
+
+def run_marlnav(seed: int, device: str, episodes: int, folder: Path, extra: list[str]) -> dict:
+    run_folder = folder / f"seed{seed}"
+    subprocess.run([sys.executable, "-m", "marlnav_cli", "train", "--seed", str(seed), "--device", device, "--quiet",
+                    "--out", str(run_folder), *extra], capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
+    checkpoint = run_folder / "policy.safetensors"
+    evaluated = subprocess.run([sys.executable, "-m", "marlnav_cli", "evaluate", str(checkpoint), "--episodes",
+                                str(episodes), "--device", device, "--json"], capture_output=True, text=True, check=True)
+    return {"train_s": rows[-1]["wall_s"], "collect_s": sum(r["collect_s"] for r in rows),
+            "update_s": sum(r["train_s"] for r in rows), "final_train_reward": rows[-1]["reward_mean"],
+            "eval": tutorial_style_evaluation(checkpoint, seed, episodes, device),
+            "marlnav_evaluate": json.loads(evaluated.stdout)["policy"], "iterations": len(rows),
+            "frames": rows[-1]["frames"]}
+
+
+def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device: str) -> dict:
+    """The tutorial port's `evaluate`, verbatim in method, applied to a marlnav checkpoint."""
+    from torchrl.envs import RewardSum, TransformedEnv
+    from torchrl.envs.libs.vmas import VmasEnv
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    from marlnav_cli.experiment import load_policy
+
+    loaded = load_policy(checkpoint, device_name=device)
+    config = loaded.checkpoint.config
+    started = time.time()
+    env = VmasEnv(scenario=config.scenario, num_envs=episodes, continuous_actions=True, max_steps=config.max_steps,
+                  device=loaded.device, n_agents=config.n_agents, seed=seed + 1000)
+    env = TransformedEnv(env, RewardSum(in_keys=[env.reward_key], out_keys=[("agents", "episode_reward")]))
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        td = env.rollout(config.max_steps, policy=loaded.policy, break_when_any_done=False)
+    done = td.get(("next", "done")).squeeze(-1)
+    first_done = done.float().argmax(dim=1)
+    per_env = td.get(("next", "agents", "episode_reward"))[torch.arange(episodes), first_done].mean(dim=(-2, -1))
+    return {"mean_reward": per_env.mean().item(), "std_reward": per_env.std().item(),
+            "success_rate": (first_done < config.max_steps - 1).float().mean().item(),
+            "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
+
+
+def training_phase_floor(device: str, iterations: int = 2) -> float:
+    """Seconds per iteration of the tutorial's update phase in plain torch."""
+    torch.manual_seed(0)
+    n_agents, n_obs, n_act, frames, cells = 3, 18, 2, 6000, 256
+    dev = torch.device(device)
+
+    def mlp(inputs: int, outputs: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
+                                   torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
+
+    policy, critic = mlp(n_obs, 2 * n_act), mlp(n_obs * n_agents, 1)
+    parameters = list(policy.parameters()) + list(critic.parameters())
+    optimiser = torch.optim.Adam(parameters, lr=3e-4)
+    obs = torch.randn(frames, n_agents, n_obs, device=dev)
+    actions = torch.rand(frames, n_agents, n_act, device=dev) * 1.8 - 0.9
+    old_log_prob = torch.randn(frames, n_agents, device=dev)
+    advantage = torch.randn(frames, n_agents, 1, device=dev)
+    target = torch.randn(frames, n_agents, 1, device=dev)
+    per_iteration = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        for _ in range(30):
+            order = torch.randperm(frames, device=dev)
+            for start in range(0, frames, 400):
+                index = order[start:start + 400]
+                loc, raw_scale = policy(obs[index]).chunk(2, -1)
+                scale = torch.nn.functional.softplus(raw_scale + 0.5413) + 1e-4
+                pre_tanh = torch.atanh(actions[index])
+                normal = torch.distributions.Normal(loc, scale)
+                log_prob = (normal.log_prob(pre_tanh) - torch.log1p(-actions[index] ** 2 + 1e-6)).sum(-1)
+                ratio = (log_prob - old_log_prob[index]).exp().unsqueeze(-1)
+                gain = torch.minimum(ratio * advantage[index], ratio.clamp(0.8, 1.2) * advantage[index])
+                sample = torch.tanh(normal.rsample())
+                entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999)))
+                            - torch.log1p(-sample ** 2 + 1e-6)).sum(-1)
+                value = critic(obs[index].flatten(1)).unsqueeze(1).expand(-1, n_agents, 1)
+                loss = (-gain.mean() - 1e-4 * entropy.mean()
+                        + torch.nn.functional.smooth_l1_loss(value, target[index]))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimiser.step()
+                optimiser.zero_grad()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        per_iteration.append(time.perf_counter() - started)
+    return min(per_iteration)
+
+
+def collection_floor(device: str, repeats: int = 3) -> float:
+    """Seconds to step raw VMAS navigation (60 envs, 3 agents) for 6000 frames with random actions."""
+    import vmas
+
+    env = vmas.make_env("navigation", num_envs=60, n_agents=3, continuous_actions=True, max_steps=100,
+                        device=device, seed=0)
+    env.reset()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(100):
+            env.step([torch.rand(60, 2, device=device) * 2 - 1 for _ in range(3)])
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def marlnav_phase_times(device: str, folder: Path) -> tuple[float, float]:
+    """marlnav's collection and update seconds per iteration at the tutorial's hyperparameters."""
+    run_folder = folder / "tutorial-preset"
+    subprocess.run([sys.executable, "-m", "marlnav_cli", "train", "--preset", "tutorial", "--frames", "18000",
+                    "--device", device, "--quiet", "--out", str(run_folder)], capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()][1:]
+    return min(r["collect_s"] for r in rows), min(r["train_s"] for r in rows)
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--tutorial", type=Path, default=DEFAULT_TUTORIAL)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "vs_tutorial.json")
+    parser.add_argument("--marlnav-args", default="", help="extra options for marlnav train, e.g. '--frames 90000'")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="marlnav-bench-"))
+    runs: dict[str, list[dict]] = {"tutorial": [], "marlnav": []}
+    for seed in args.seeds:
+        runs["tutorial"].append(run_tutorial(args.tutorial, seed, args.device, args.eval_episodes))
+        print(f"seed {seed} tutorial: {json.dumps(runs['tutorial'][-1])}", flush=True)
+        runs["marlnav"].append(run_marlnav(seed, args.device, args.eval_episodes, folder, args.marlnav_args.split()))
+        print(f"seed {seed} marlnav:  {json.dumps(runs['marlnav'][-1])}", flush=True)
+    floor_update = training_phase_floor(args.device)
+    floor_collect = collection_floor(args.device)
+    marlnav_collect, marlnav_update = marlnav_phase_times(args.device, folder)
+
+    rows = []
+
+    def row(name: str, tutorial: float, marlnav: float, better: str) -> None:
+        rows.append({"figure": name, "tutorial": tutorial, "marlnav": marlnav,
+                     "ratio": marlnav / tutorial if tutorial else float("nan"), "better": better})
+
+    for name, get, better in (
+        ("training time (s)", lambda r: r["train_s"], "lower"),
+        ("  of which collection (s)", lambda r: r["collect_s"], "lower"),
+        ("  of which updates (s)", lambda r: r["update_s"], "lower"),
+        ("final training reward", lambda r: r["final_train_reward"], "higher"),
+        ("eval mean reward", lambda r: r["eval"]["mean_reward"], "higher"),
+        ("eval success rate", lambda r: r["eval"]["success_rate"], "higher"),
+        ("eval mean length", lambda r: r["eval"]["mean_length"], "lower"),
+    ):
+        row(name, mean([get(r) for r in runs["tutorial"]]), mean([get(r) for r in runs["marlnav"]]), better)
+    floors = [
+        {"figure": "update phase per iteration, tutorial hyperparameters (s)", "floor": floor_update,
+         "marlnav": marlnav_update, "ratio": marlnav_update / floor_update},
+        {"figure": "collection of 6000 frames, 60 envs (s)", "floor": floor_collect,
+         "marlnav": marlnav_collect, "ratio": marlnav_collect / floor_collect},
+    ]
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+              f"{args.device}", "torch": torch.__version__, "seeds": args.seeds, "eval_episodes": args.eval_episodes,
+              "marlnav_args": args.marlnav_args, "table": rows, "floors": floors, "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\nmarlnav vs tutorial port, mean of seeds {args.seeds}, {report['machine']}, {report['date']}")
+    print(f"{'figure':<28}{'tutorial':>10}{'marlnav':>10}{'ratio':>8}")
+    for entry in rows:
+        print(f"{entry['figure']:<28}{entry['tutorial']:>10.3f}{entry['marlnav']:>10.3f}{entry['ratio']:>8.2f}")
+    print(f"\n{'floor':<58}{'floor':>8}{'marlnav':>9}{'ratio':>7}")
+    for entry in floors:
+        print(f"{entry['figure']:<58}{entry['floor']:>8.2f}{entry['marlnav']:>9.2f}{entry['ratio']:>7.2f}")
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from marlnav_cli.cli import main
+
+main()
