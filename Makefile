@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench bench-scale clean
 
 install: $(STAMP)
 
@@ -21,6 +21,13 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# Benchmarks print figures and write JSON under benchmarks/results/; they assert nothing.
+bench: install
+	$(PY) benchmarks/vs_tutorial.py $(ARGS)
+
+bench-scale: install
+	$(PY) benchmarks/scale.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

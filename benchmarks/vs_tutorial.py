@@ -29,9 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # measure this checkout's marlnav, whatever is installed
+
+import torch  # noqa: E402
+
 DEFAULT_TUTORIAL = REPO.parent / "shared" / "baseline" / "tutorial_mappo.py"
 
 
@@ -43,14 +45,19 @@ def run_tutorial(script: Path, seed: int, device: str, episodes: int) -> dict:
             "final_train_reward": result["rewards"][-1], "eval": result["eval"]}
 
 
+def marlnav(*args: str) -> subprocess.CompletedProcess:
+    """This checkout's CLI in a fresh process (cwd = repo, so `-m marlnav_cli` imports this tree)."""
+    return subprocess.run([sys.executable, "-m", "marlnav_cli", *args], capture_output=True, text=True, check=True,
+                          cwd=REPO)
+
+
 def run_marlnav(seed: int, device: str, episodes: int, folder: Path, extra: list[str]) -> dict:
     run_folder = folder / f"seed{seed}"
-    subprocess.run([sys.executable, "-m", "marlnav_cli", "train", "--seed", str(seed), "--device", device, "--quiet",
-                    "--out", str(run_folder), *extra], capture_output=True, text=True, check=True)
+    marlnav("train", "--seed", str(seed), "--device", device, "--quiet",
+                    "--out", str(run_folder), *extra)
     rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
     checkpoint = run_folder / "policy.safetensors"
-    evaluated = subprocess.run([sys.executable, "-m", "marlnav_cli", "evaluate", str(checkpoint), "--episodes",
-                                str(episodes), "--device", device, "--json"], capture_output=True, text=True, check=True)
+    evaluated = marlnav("evaluate", str(checkpoint), "--episodes", str(episodes), "--device", device, "--json")
     return {"train_s": rows[-1]["wall_s"], "collect_s": sum(r["collect_s"] for r in rows),
             "update_s": sum(r["train_s"] for r in rows), "final_train_reward": rows[-1]["reward_mean"],
             "eval": tutorial_style_evaluation(checkpoint, seed, episodes, device),
@@ -149,8 +156,7 @@ def collection_floor(device: str, repeats: int = 3) -> float:
 def marlnav_phase_times(device: str, folder: Path) -> tuple[float, float]:
     """marlnav's collection and update seconds per iteration at the tutorial's hyperparameters."""
     run_folder = folder / "tutorial-preset"
-    subprocess.run([sys.executable, "-m", "marlnav_cli", "train", "--preset", "tutorial", "--frames", "18000",
-                    "--device", device, "--quiet", "--out", str(run_folder)], capture_output=True, text=True, check=True)
+    marlnav("train", "--preset", "tutorial", "--frames", "18000", "--device", device, "--quiet", "--out", str(run_folder))
     rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()][1:]
     return min(r["collect_s"] for r in rows), min(r["train_s"] for r in rows)
 

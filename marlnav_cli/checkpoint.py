@@ -40,6 +40,14 @@ class Checkpoint:
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
 
+    def state_dict_with_prefix(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {name: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
+
+    def check_resumable(self) -> None:
+        if self.summary.get("policy_only"):
+            raise CheckpointError(f"{self.path} holds only the policy (exported); resume from the run's own "
+                                  "policy.safetensors")
+
     def check_matches(self, *, scenario: str | None = None, n_agents: int | None = None) -> None:
         """Refuse when the caller asks for a task this checkpoint was not trained on."""
         if scenario is not None and scenario != self.config.scenario:
@@ -146,3 +154,12 @@ def rng_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{checkpoint.path} holds no complete random-number state, so training cannot "
                               "resume from it")
     return state
+
+
+def export_policy(checkpoint: Checkpoint, out: Path) -> None:
+    """A small checkpoint with the policy alone: enough to evaluate, render and roll out, not to resume."""
+    if out.suffix != ".safetensors":
+        raise CheckpointError(f"output {out} must end in .safetensors")
+    summary = {**checkpoint.summary, "policy_only": True}
+    save_checkpoint(out, checkpoint.config, checkpoint.state_dict_with_prefix(POLICY_PREFIX), summary,
+                    checkpoint.history)

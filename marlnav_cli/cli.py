@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 from marlnav_cli import __version__
-from marlnav_cli.config import DEFAULT_PRESET, PRESETS, TrainConfig, preset_config
+from marlnav_cli.config import (DEFAULT_PRESET, PRESETS, TrainConfig, load_config_file, parse_scenario_args,
+                                preset_config)
 from marlnav_cli.errors import MarlnavError
 
 app = typer.Typer(
@@ -41,6 +42,9 @@ Device = Annotated[str, typer.Option(help="auto (cuda if available, else cpu), c
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 CheckpointPath = Annotated[Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False)]
 NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
+ScenarioArgs = Annotated[list[str] | None, typer.Option(
+    "--scenario-arg", help="Scenario keyword argument key=value (repeatable; typed: true/false, int, float, "
+    "else string), e.g. --scenario-arg collisions=false.", show_default=False)]
 
 
 def _preset_help(text: str, field: str) -> str:
@@ -74,6 +78,8 @@ def train(
     gamma: Annotated[float | None, _setting("Discount factor.", "gamma")] = None,
     lmbda: Annotated[float | None, _setting("GAE lambda.", "lmbda")] = None,
     entropy_coeff: Annotated[float | None, _setting("Entropy bonus coefficient.", "entropy_coeff")] = None,
+    anneal_lr: Annotated[bool | None, _setting("Decay the learning rate linearly to 0 over the run.", "anneal_lr",
+                                               "--anneal-lr/--constant-lr")] = None,
     depth: Annotated[int | None, _setting("Hidden layers of policy and critic.", "depth")] = None,
     num_cells: Annotated[int | None, _setting("Units per hidden layer.", "num_cells")] = None,
     mappo: Annotated[bool | None, _setting("Centralised critic (MAPPO) or local (IPPO).", "mappo",
@@ -83,18 +89,25 @@ def train(
     share_critic: Annotated[bool | None, _setting("One critic network for all agents.", "share_critic",
                                                   "--share-critic/--no-share-critic")] = None,
     seed: Annotated[int | None, _setting("Random seed (torch and VMAS).", "seed")] = None,
+    scenario_arg: ScenarioArgs = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings (a run's config.toml "
+                                                     "reproduces it); options given here override them.",
+                                                     show_default=False)] = None,
     device: Device = "auto",
-    out: Annotated[Path | None, typer.Option(help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-"
-                                                  "seed<k>-<time>).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "--run-dir", help="Run folder (default: checkpoints/"
+                                             "<scenario>-<n>ag-<algo>-seed<k>-<time>).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
     resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run (weights, optimiser, RNG, "
                                                      "metrics); only --frames may change.", show_default=False)] = None,
+    logger: Annotated[str, typer.Option(help="Also log metrics through TorchRL's logger: none or tensorboard "
+                                              "(needs marlnav[tensorboard]).")] = "none",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Train MAPPO/IPPO on a VMAS scenario, from a preset (--preset tutorial is TorchRL's tutorial, exactly).
 
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
-    config.json into the run folder.
+    config.toml (pass it to --config to reproduce the run) into the run folder.
     """
     from marlnav_cli.checkpoint import read_checkpoint
     from marlnav_cli.experiment import resolve_train_config, run_training
@@ -102,9 +115,13 @@ def train(
     options = {"scenario": scenario, "n_agents": n_agents, "total_frames": frames, "frames_per_batch": frames_per_batch,
                "max_steps": max_steps, "num_epochs": epochs, "minibatch_size": minibatch_size, "lr": lr,
                "max_grad_norm": max_grad_norm, "clip_epsilon": clip_epsilon, "gamma": gamma, "lmbda": lmbda,
-               "entropy_coeff": entropy_coeff, "depth": depth, "num_cells": num_cells, "mappo": mappo,
+               "entropy_coeff": entropy_coeff, "anneal_lr": anneal_lr, "depth": depth, "num_cells": num_cells, "mappo": mappo,
                "share_policy": share_policy, "share_critic": share_critic, "seed": seed}
     given = {name: value for name, value in options.items() if value is not None}
+    if scenario_arg:
+        given["scenario_args"] = parse_scenario_args(scenario_arg)
+    if config_file is not None:
+        given = {**load_config_file(config_file), **given}
     checkpoint = read_checkpoint(resume) if resume is not None else None
     config = resolve_train_config(given, preset=preset, resume=checkpoint)
     progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
@@ -125,17 +142,23 @@ def train(
 
     try:
         outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
-                               resume=checkpoint, on_iteration=on_iteration, on_start=on_start)
+                               resume=checkpoint, logger_kind=logger, on_iteration=on_iteration, on_start=on_start)
     finally:
         progress.stop()
     files, reward = outcome.files, outcome.state.final_reward
-    reward_text = "n/a" if reward is None else f"{reward:.3f}"
-    err_console.print(f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
-              f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}")
-    for label, path in (("checkpoint", files.checkpoint), ("best", files.best_checkpoint),
-                        ("metrics", files.metrics_csv), ("curve", files.curve)):
-        if path.exists():
-            console.print(f"{label:>10}: {escape(str(path))}")
+    outputs = {label: str(path) for label, path in (("checkpoint", files.checkpoint), ("best", files.best_checkpoint),
+               ("metrics", files.metrics_csv), ("curve", files.curve), ("config", files.config)) if path.exists()}
+    if as_json:
+        console.print_json(json.dumps({"run_folder": str(files.folder), "interrupted": outcome.interrupted,
+                                       "frames": outcome.state.frames, "final_reward": reward,
+                                       "wall_s": outcome.wall_s, **outputs}))
+    else:
+        reward_text = "n/a" if reward is None else f"{reward:.3f}"
+        err_console.print(f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
+                          f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}")
+        console.print(f"run folder: {escape(str(files.folder))}")
+        for label, path in outputs.items():
+            console.print(f"{label:>10}: {escape(path)}")
     if outcome.interrupted:
         raise typer.Exit(130)
 
@@ -147,6 +170,7 @@ def inspect_specs(
     n_agents: NAgents = DEFAULTS.n_agents,
     num_envs: NumEnvs = DEFAULTS.num_envs,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    scenario_arg: ScenarioArgs = None,
     seed: Seed = DEFAULTS.seed,
     device: Device = "auto",
     as_json: AsJson = False,
@@ -155,7 +179,8 @@ def inspect_specs(
     from marlnav_cli.experiment import inspect_env
 
     config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
-                         frames_per_batch=max_steps * max(num_envs, 1), minibatch_size=max_steps)
+                         frames_per_batch=max_steps * max(num_envs, 1), minibatch_size=max_steps,
+                         scenario_args=parse_scenario_args(scenario_arg or []))
     description = inspect_env(config, num_envs=num_envs, device_name=device)
     if as_json:
         console.print_json(json.dumps(description))
@@ -188,6 +213,7 @@ def rollout(
     n_agents: NAgents = DEFAULTS.n_agents,
     num_envs: NumEnvs = DEFAULTS.num_envs,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    scenario_arg: ScenarioArgs = None,
     seed: Seed = DEFAULTS.seed,
     device: Device = "auto",
     as_json: AsJson = False,
@@ -196,7 +222,8 @@ def rollout(
     from marlnav_cli.experiment import rollout_summary
 
     config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
-                         frames_per_batch=max_steps, minibatch_size=max_steps)
+                         frames_per_batch=max_steps, minibatch_size=max_steps,
+                         scenario_args=parse_scenario_args(scenario_arg or []))
     summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
         console.print_json(json.dumps(summary))
@@ -262,6 +289,7 @@ def render(
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = DEFAULTS.n_agents,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    scenario_arg: ScenarioArgs = None,
     seed: Annotated[int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).",
                                              show_default=False)] = None,
     device: Device = "auto",
@@ -276,7 +304,8 @@ def render(
                            "with --random give only OUT.gif (the scenario comes from the options)")
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
     config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed or 0,
-                         frames_per_batch=max_steps, minibatch_size=max_steps)
+                         frames_per_batch=max_steps, minibatch_size=max_steps,
+                         scenario_args=parse_scenario_args(scenario_arg or []))
     with err_console.status("rendering..."):
         result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
                             device_name=device)
@@ -285,6 +314,57 @@ def render(
         return
     console.print(f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
               f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}")
+
+
+@app.command(epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
+                     "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json")
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders written by train.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="PNG with the overlaid learning curves.")] = Path("compare.png"),
+    as_json: AsJson = False,
+) -> None:
+    """Overlay learning curves of several runs in one PNG and print their final figures."""
+    from marlnav_cli.compare import compare_runs
+
+    rows = compare_runs(runs, out)
+    if as_json:
+        console.print_json(json.dumps({"plot": str(out), "runs": rows}))
+        return
+    table = Table(title=f"{len(rows)} runs (curves in {escape(str(out))})")
+    for column in ("run", "algorithm", "scenario", "agents", "seed", "frames", "final reward", "best reward", "time (s)"):
+        table.add_column(column, justify="left" if column in ("run", "algorithm", "scenario") else "right")
+    for row in rows:
+        table.add_row(escape(row["run"]), row["algorithm"], str(row["scenario"]), str(row["n_agents"]),
+                      str(row["seed"]), str(row["frames"]), f"{row['final_reward']:.3f}",
+                      f"{row['best_reward']:.3f}", f"{row['wall_s']:.1f}")
+    console.print(table)
+
+
+@app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors "
+                     "checkpoints/navigation-3ag-mappo.safetensors")
+def export(
+    checkpoint: CheckpointPath,
+    out: Annotated[Path, typer.Argument(help="The policy-only .safetensors to write.", show_default=False)],
+) -> None:
+    """Write a small policy-only checkpoint (to share or ship): evaluate, render and rollout take it; resume doesn't."""
+    from marlnav_cli.checkpoint import export_policy, read_checkpoint
+    from marlnav_cli.experiment import load_policy
+
+    load_policy(checkpoint, device_name="cpu")  # refuse a checkpoint whose policy would not load
+    export_policy(read_checkpoint(checkpoint), out)
+    console.print(f"wrote {escape(str(out))} ({out.stat().st_size / 1024:.0f} KiB)")
+
+
+@app.command(epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --json")
+def scenarios(as_json: AsJson = False) -> None:
+    """List the VMAS scenarios --scenario accepts."""
+    from marlnav_cli.config import available_scenarios
+
+    names = available_scenarios()
+    if as_json:
+        console.print_json(json.dumps(names))
+        return
+    console.print("\n".join(names))
 
 
 @app.command()

@@ -6,7 +6,9 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass, fields
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from marlnav_cli.errors import ConfigError
@@ -33,12 +35,14 @@ class TrainConfig:
     gamma: float = 0.99
     lmbda: float = 0.9
     entropy_coeff: float = 1e-4
+    anneal_lr: bool = False
     depth: int = 2
     num_cells: int = 256
     mappo: bool = True
     share_policy: bool = True
     share_critic: bool = True
     seed: int = 0
+    scenario_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_envs(self) -> int:
@@ -86,11 +90,21 @@ class TrainConfig:
                 f"--minibatch-size ({self.minibatch_size}) is larger than a batch "
                 f"(--frames-per-batch {self.frames_per_batch})")
         check_scenario(self.scenario)
+        for key, value in self.scenario_args.items():
+            if not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(f"--scenario-arg {key} must be a bool, int, float or string, got {value!r}")
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         return self
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def to_toml(self) -> str:
+        """The config as TOML that `train --config` reads back into an identical config."""
+        scalars = {name: value for name, value in dataclasses.asdict(self).items() if name != "scenario_args"}
+        lines = [f"{name} = {_toml_value(value)}" for name, value in scalars.items()]
+        lines += ["", "[scenario_args]"] + [f"{key} = {_toml_value(value)}" for key, value in self.scenario_args.items()]
+        return "# marlnav training config: `marlnav train --config this-file` reproduces the run\n" + "\n".join(lines) + "\n"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -98,6 +112,10 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        expected_types = {f.name: f.type for f in fields(cls)}
+        for name, value in values.items():
+            if not _has_type(value, expected_types[name]):
+                raise ConfigError(f"config key {name} has the wrong type: {value!r}")
         return cls(**values)
 
     @classmethod
@@ -115,7 +133,6 @@ class TrainConfig:
 # "tutorial" is the dataclass's own defaults: TorchRL's multi-agent PPO tutorial, exactly.
 PRESETS: dict[str, dict[str, Any]] = {
     "tutorial": {},
-    "fast": {},
 }
 DEFAULT_PRESET = "tutorial"
 
@@ -124,6 +141,58 @@ def preset_config(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return dataclasses.replace(TrainConfig(), **PRESETS[name])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string of printable text is a TOML basic string
+    return repr(value)
+
+
+def _has_type(value: Any, type_name: str) -> bool:
+    checks = {"str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "dict[str, Any]": lambda v: isinstance(v, dict)}
+    return checks.get(str(type_name), lambda v: True)(value)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file written by `train` (config.toml) or by hand; checked by from_dict."""
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    TrainConfig.from_dict({**dataclasses.asdict(TrainConfig()), **values})  # names and types
+    return {name: float(value) if isinstance(getattr(TrainConfig(), name), float) and isinstance(value, int)
+            else value for name, value in values.items()}
+
+
+def parse_scenario_args(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs, typed: true/false are bools, then int, then float, else a string."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--scenario-arg takes key=value, got {item!r}")
+        parsed[key.strip()] = _typed(text.strip())
+    return parsed
+
+
+def _typed(text: str) -> bool | int | float | str:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _flag(field_name: str) -> str:

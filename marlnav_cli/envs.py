@@ -47,10 +47,28 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
     itself ended; evaluation uses this to tell success from running out of time.
     """
     check_scenario(config.scenario)
-    with warnings.catch_warnings():
-        # VMAS warns about kwargs a scenario ignores; the agent-count check below is the real test.
-        warnings.simplefilter("ignore")
-        base = VmasEnv(
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        base = _build_vmas(config, num_envs=num_envs, seed=seed, device=device, step_limit=step_limit)
+    # VMAS only warns about kwargs a scenario ignores; a user's typo must not pass silently.
+    # (n_agents is checked below: some scenarios fix their agent count.)
+    ignored = " ".join(str(w.message) for w in caught if "not used by the scenario" in str(w.message))
+    unused = [key for key in config.scenario_args if f"'{key}'" in ignored]
+    if unused:
+        raise ConfigError(f"scenario {config.scenario!r} takes no argument {', '.join(unused)}")
+    if base.n_agents != config.n_agents:
+        raise ConfigError(f"scenario {config.scenario!r} has {base.n_agents} agents, not "
+                          f"{config.n_agents}; pass --n-agents {base.n_agents}")
+    if base.het_specs:
+        raise ConfigError(f"scenario {config.scenario!r} gives agents observations of different "
+                          "sizes, which a shared multi-agent MLP cannot take")
+    return TransformedEnv(base, RewardSum(in_keys=[base.reward_key], out_keys=[EPISODE_REWARD_KEY]))
+
+
+def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device,
+                step_limit: bool) -> VmasEnv:
+    try:
+        return VmasEnv(
             scenario=config.scenario,
             num_envs=num_envs,
             continuous_actions=True,
@@ -59,14 +77,12 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
             seed=seed,
             n_agents=config.n_agents,
             group_map=MarlGroupMapType.ALL_IN_ONE_GROUP,
+            **config.scenario_args,
         )
-    if base.n_agents != config.n_agents:
-        raise ConfigError(f"scenario {config.scenario!r} has {base.n_agents} agents, not "
-                          f"{config.n_agents}; pass --n-agents {base.n_agents}")
-    if base.het_specs:
-        raise ConfigError(f"scenario {config.scenario!r} gives agents observations of different "
-                          "sizes, which a shared multi-agent MLP cannot take")
-    return TransformedEnv(base, RewardSum(in_keys=[base.reward_key], out_keys=[EPISODE_REWARD_KEY]))
+    except (AssertionError, TypeError, ValueError, KeyError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"scenario {config.scenario!r} refused these settings "
+                          f"(n_agents={config.n_agents}, {config.scenario_args}): {detail}") from None
 
 
 def observation_size(env: TransformedEnv) -> int:

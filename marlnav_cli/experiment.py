@@ -27,7 +27,7 @@ from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.files import ensure_folder, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
-from marlnav_cli.metrics import plot_curve, write_metrics
+from marlnav_cli.metrics import LOGGERS, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policy
 from marlnav_cli.train import TrainState, train
 
@@ -62,7 +62,7 @@ class RunFiles:
 
     @property
     def config(self) -> Path:
-        return self.folder / "config.json"
+        return self.folder / "config.toml"
 
 
 @dataclass
@@ -87,6 +87,7 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
     """
     if resume is None:
         return dataclasses.replace(preset_config(preset), **overrides).validate()
+    resume.check_resumable()
     changed = sorted(name for name, value in overrides.items()
                      if name != "total_frames" and getattr(resume.config, name) != value)
     if changed:
@@ -96,7 +97,7 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
 
 
 def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
-                 checkpoint_every: int = 1, resume: Checkpoint | None = None,
+                 checkpoint_every: int = 1, resume: Checkpoint | None = None, logger_kind: str = "none",
                  on_iteration: Callable[[TrainState], None] | None = None,
                  on_start: Callable[[RunFiles], None] | None = None) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes."""
@@ -105,8 +106,11 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
     device = resolve_device(device_name)
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config)
+    if logger_kind not in LOGGERS:
+        make_logger(logger_kind, Path("."))  # refuses with the list, before any folder is made
     files = RunFiles(ensure_folder(run_folder))
-    write_text_atomic(files.config, json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+    logger = make_logger(logger_kind, files.folder)
+    write_text_atomic(files.config, config.to_toml())
     if on_start is not None:
         on_start(files)
     started = time.perf_counter()
@@ -116,6 +120,8 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
     def after_iteration(state: TrainState) -> None:
         nonlocal best_reward
         write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
+        if logger is not None:
+            log_iteration(logger, state.history[-1])
         if state.final_reward is not None and state.final_reward > best_reward:
             best_reward = state.final_reward
             _save(files.best_checkpoint, state, complete=False)

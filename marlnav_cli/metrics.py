@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from marlnav_cli.errors import ConfigError
 from marlnav_cli.files import atomic_output, write_text_atomic
+
+LOGGERS = ("none", "tensorboard")
 
 
 def write_metrics(history: list[dict[str, Any]], csv_path: Path, jsonl_path: Path) -> None:
@@ -47,3 +50,24 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
+
+
+def make_logger(kind: str, folder: Path) -> Any:
+    """A TorchRL logger for the same per-iteration metrics (CSV and JSONL are always written)."""
+    if kind not in LOGGERS:
+        raise ConfigError(f"unknown --logger {kind!r}; choose from {', '.join(LOGGERS)}")
+    if kind == "none":
+        return None
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError("--logger tensorboard needs the tensorboard package: pip install 'marlnav[tensorboard]'") from None
+    from torchrl.record.loggers import TensorboardLogger
+
+    return TensorboardLogger(exp_name="tensorboard", log_dir=str(folder))
+
+
+def log_iteration(logger: Any, row: dict[str, Any]) -> None:
+    for name, value in row.items():
+        if name not in ("iteration", "frames"):
+            logger.log_scalar(name, value, step=row["frames"])

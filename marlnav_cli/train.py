@@ -23,6 +23,7 @@ from marlnav_cli.models import STATE_VALUE_KEY, build_critic, build_policy
 from marlnav_cli.rng import capture_rng, restore_rng
 
 LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy")
+LOGGED_TERMS = (*LOSS_TERMS, "entropy")  # entropy: the policy's, estimated by the loss, for the curves
 
 
 @dataclass
@@ -105,27 +106,30 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             loss_module.value_estimator(data, params=loss_module.critic_network_params,
                                         target_params=loss_module.target_critic_network_params)
         flat = data.reshape(-1).select(*loss_keys, "advantage", "value_target", strict=False)
+        if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
+            for group in optimiser.param_groups:
+                group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
 
         # --- PPO epochs over shuffled minibatches ------------------------------------------------
-        loss_sums = torch.zeros(len(LOSS_TERMS), device=device)
+        logged_sums = torch.zeros(len(LOGGED_TERMS), device=device)
         grad_norm_max = torch.zeros((), device=device)
         for _ in range(config.num_epochs):
             order = torch.randperm(flat.batch_size[0], device=device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
                 losses = loss_module(flat[order[start:start + config.minibatch_size]])
-                terms = torch.stack([losses[name] for name in LOSS_TERMS])
-                terms.sum().backward()
+                terms = torch.stack([losses[name] for name in LOGGED_TERMS])
+                terms[:len(LOSS_TERMS)].sum().backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(loss_module.parameters(), config.max_grad_norm)
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
-                loss_sums += terms.detach()
+                logged_sums += terms.detach()
                 grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
         collector.update_policy_weights_()
         state.rng_state = capture_rng()
 
         # --- metrics -------------------------------------------------------------------------------
         iteration = len(state.history) + 1
-        if not (torch.isfinite(loss_sums).all() and torch.isfinite(grad_norm_max)):
+        if not (torch.isfinite(logged_sums).all() and torch.isfinite(grad_norm_max)):
             collector.shutdown()
             raise TrainingDiverged(f"loss or gradient became non-finite at iteration {iteration}")
         updates = config.num_epochs * config.minibatches_per_epoch
@@ -138,7 +142,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             "reward_mean": episode_rewards.mean().item(),
             "reward_min": episode_rewards.min().item(),
             "reward_max": episode_rewards.max().item(),
-            **{name: value / updates for name, value in zip(LOSS_TERMS, loss_sums.tolist())},
+            **{name: value / updates for name, value in zip(LOGGED_TERMS, logged_sums.tolist())},
             "grad_norm_max": grad_norm_max.item(),
             "collect_s": iteration_started - collect_started,
             "train_s": now - iteration_started,

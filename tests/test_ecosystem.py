@@ -1,0 +1,116 @@
+"""Run folders, config files, scenario arguments, other scenarios, comparison, export, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from marlnav_cli.checkpoint import read_checkpoint
+from tests.conftest import TINY_TRAIN
+
+
+def _metrics(folder: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
+
+
+def test_default_run_folder_is_named_after_the_run(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", *TINY_TRAIN, "--ippo", "--seed", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    folder = Path(result.json()["run_folder"])
+    assert folder.parent == Path("checkpoints") and folder.name.startswith("navigation-3ag-ippo-seed4-")
+    assert {p.name for p in folder.iterdir()} >= {"policy.safetensors", "best.safetensors", "metrics.csv",
+                                                   "metrics.jsonl", "curve.png", "config.toml"}
+    row = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("frames", "wall_s", "reward_mean", "reward_min", "reward_max", "loss_objective", "loss_critic",
+                "loss_entropy", "entropy", "frames_per_s", "collect_s", "train_s"):
+        assert key in row
+
+
+def test_config_toml_reproduces_the_run(cli, trained_run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    result = cli("train", "--config", trained_run / "config.toml", "--device", "cpu", "--quiet", "--out", again)
+    assert result.exit_code == 0, result.stderr
+    assert (again / "config.toml").read_text() == (trained_run / "config.toml").read_text()
+    assert _metrics(again) == _metrics(trained_run)
+
+
+def test_command_line_overrides_config_file(cli, trained_run: Path, tmp_path: Path) -> None:
+    result = cli("train", "--config", trained_run / "config.toml", "--seed", "9", "--frames", "100",
+                 "--device", "cpu", "--quiet", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    settings = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
+    assert settings["seed"] == 9 and settings["total_frames"] == 100 and settings["num_cells"] == 16
+
+
+def test_bad_config_file_is_refused(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("num_cells = 'many'\n")
+    result = cli("train", "--config", bad)
+    assert result.exit_code == 2 and "num_cells has the wrong type" in result.stderr
+    bad.write_text("learning_rate = 0.1\n")
+    assert "unknown config keys: learning_rate" in cli("train", "--config", bad).stderr
+
+
+def test_scenario_args_are_typed_and_reach_vmas(cli) -> None:
+    with_lidar = cli("inspect-specs", "--num-envs", "2", "--device", "cpu", "--json").json()
+    without = cli("inspect-specs", "--num-envs", "2", "--device", "cpu", "--json",
+                  "--scenario-arg", "collisions=false").json()
+    lidar_rays = with_lidar["observation_spec"]["agents"]["observation"]["shape"][-1] - \
+        without["observation_spec"]["agents"]["observation"]["shape"][-1]
+    assert lidar_rays == 12  # navigation's lidar exists only with collisions on
+    result = cli("inspect-specs", "--num-envs", "2", "--scenario-arg", "colisions=false")
+    assert result.exit_code == 2 and "takes no argument colisions" in result.stderr
+
+
+def test_scenarios_command_lists_vmas_scenarios(cli) -> None:
+    names = cli("scenarios", "--json").json()
+    assert {"navigation", "balance", "transport"} <= set(names)
+
+
+@pytest.mark.parametrize("scenario", ["balance", "transport"])
+def test_other_scenarios_train_and_evaluate(cli, tmp_path: Path, scenario: str) -> None:
+    folder = tmp_path / scenario
+    result = cli("train", *TINY_TRAIN, "--scenario", scenario, "--n-agents", "3", "--out", folder)
+    assert result.exit_code == 0, result.stderr
+    report = cli("evaluate", folder / "policy.safetensors", "--episodes", "3", "--device", "cpu", "--json").json()
+    assert report["episodes"] == 3 and 1 <= report["policy"]["mean_length"] <= 25
+    assert read_checkpoint(folder / "policy.safetensors").config.scenario == scenario
+
+
+def test_compare_overlays_runs(cli, trained_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert cli("train", *TINY_TRAIN, "--seed", "5", "--out", other).exit_code == 0
+    plot = tmp_path / "both.png"
+    result = cli("compare", trained_run, other, "--out", plot, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = result.json()["runs"]
+    assert [row["seed"] for row in rows] == [3, 5]
+    assert rows[1]["final_reward"] == pytest.approx(json.loads(
+        (other / "metrics.jsonl").read_text().splitlines()[-1])["reward_mean"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert cli("compare", tmp_path / "nothing").exit_code == 2
+
+
+def test_export_writes_small_policy_only_checkpoint(cli, checkpoint: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.safetensors"
+    assert cli("export", checkpoint, small).exit_code == 0
+    assert small.stat().st_size < checkpoint.stat().st_size / 3
+    assert set(read_checkpoint(small).tensors) == {n for n in read_checkpoint(checkpoint).tensors
+                                                   if n.startswith("policy.")}
+    assert cli("evaluate", small, "--episodes", "2", "--device", "cpu", "--json").exit_code == 0
+    refused = cli("train", "--resume", small, "--device", "cpu")
+    assert refused.exit_code == 2 and "holds only the policy" in refused.stderr
+
+
+def test_tensorboard_logger_writes_events(cli, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    folder = tmp_path / "tb"
+    assert cli("train", *TINY_TRAIN, "--logger", "tensorboard", "--out", folder).exit_code == 0
+    events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert cli("train", "--logger", "wandb").exit_code == 2
