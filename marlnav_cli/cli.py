@@ -178,9 +178,7 @@ def inspect_specs(
     """Print the env's action, reward, done and observation specs and keys, and run check_env_specs."""
     from marlnav_cli.experiment import inspect_env
 
-    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
-                         frames_per_batch=max_steps * max(num_envs, 1), minibatch_size=max_steps,
-                         scenario_args=parse_scenario_args(scenario_arg or []))
+    config = _env_config(scenario, n_agents, max_steps, seed, scenario_arg)
     description = inspect_env(config, num_envs=num_envs, device_name=device)
     if as_json:
         console.print_json(json.dumps(description))
@@ -192,6 +190,13 @@ def inspect_specs(
         tree.add(f"[bold]{section}[/]: " + escape(", ".join(str(tuple(k)) for k in description[section])))
     console.print(tree)
     console.print("[green]check_env_specs passed[/]")
+
+
+def _env_config(scenario: str, n_agents: int, max_steps: int, seed: int, scenario_arg: list[str] | None) -> TrainConfig:
+    """The env part of a config, for commands that build an env but train nothing."""
+    return TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
+                       frames_per_batch=max_steps, minibatch_size=max_steps,
+                       scenario_args=parse_scenario_args(scenario_arg or []))
 
 
 def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
@@ -221,9 +226,7 @@ def rollout(
     """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
     from marlnav_cli.experiment import rollout_summary
 
-    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
-                         frames_per_batch=max_steps, minibatch_size=max_steps,
-                         scenario_args=parse_scenario_args(scenario_arg or []))
+    config = _env_config(scenario, n_agents, max_steps, seed, scenario_arg)
     summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
         console.print_json(json.dumps(summary))
@@ -303,9 +306,7 @@ def render(
         raise MarlnavError("give CHECKPOINT and OUT.gif" if not random else
                            "with --random give only OUT.gif (the scenario comes from the options)")
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
-    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed or 0,
-                         frames_per_batch=max_steps, minibatch_size=max_steps,
-                         scenario_args=parse_scenario_args(scenario_arg or []))
+    config = _env_config(scenario, n_agents, max_steps, seed or 0, scenario_arg)
     with err_console.status("rendering..."):
         result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
                             device_name=device)

@@ -36,33 +36,17 @@ CHECKPOINTS_FOLDER = Path("checkpoints")
 
 # --- train -------------------------------------------------------------------------------------
 
-@dataclass
 class RunFiles:
-    folder: Path
+    """Where a run keeps its outputs, all in one folder."""
 
-    @property
-    def checkpoint(self) -> Path:
-        return self.folder / "policy.safetensors"
-
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.folder / "best.safetensors"
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.folder / "metrics.csv"
-
-    @property
-    def metrics_jsonl(self) -> Path:
-        return self.folder / "metrics.jsonl"
-
-    @property
-    def curve(self) -> Path:
-        return self.folder / "curve.png"
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "config.toml"
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.checkpoint = folder / "policy.safetensors"
+        self.best_checkpoint = folder / "best.safetensors"
+        self.metrics_csv = folder / "metrics.csv"
+        self.metrics_jsonl = folder / "metrics.jsonl"
+        self.curve = folder / "curve.png"
+        self.config = folder / "config.toml"
 
 
 @dataclass

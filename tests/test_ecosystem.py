@@ -114,3 +114,11 @@ def test_tensorboard_logger_writes_events(cli, tmp_path: Path) -> None:
     events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert cli("train", "--logger", "wandb").exit_code == 2
+
+
+def test_shipped_policy_loads_and_beats_random(cli) -> None:
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "navigation-3ag-mappo.safetensors"
+    assert shipped.stat().st_size < 500_000
+    report = cli("evaluate", shipped, "--episodes", "50", "--device", "cpu", "--json").json()
+    assert report["policy"]["success_rate"] >= 0.8 and report["random"]["success_rate"] == 0.0
+    assert report["policy"]["mean_reward"] > report["random"]["mean_reward"] + 2.0
