@@ -341,6 +341,84 @@ def compare(
     console.print(table)
 
 
+@app.command(epilog="Examples:\n\n  marlnav sweep --seeds 0-4 --set algo=mappo,ippo\n\n"
+                     "  marlnav sweep --seeds 0,1 --set lr=3e-4,1e-3 --set num_cells=64,128 --max-parallel 2\n\n"
+                     "  marlnav sweep --seeds 0-9 --set algo=mappo,ippo --address 10.0.0.5:6379 --gpus-per-trial 0.25")
+def sweep(
+    seeds: Annotated[str, typer.Option(help="Seeds: ranges and lists, e.g. 0-4 or 0,2,7.")] = "0-2",
+    set_values: Annotated[list[str] | None, typer.Option(
+        "--set", help="Swept setting key=v1,v2,... (repeatable; any train setting, plus algo=mappo,ippo); "
+        "one value fixes it.", show_default=False)] = None,
+    preset: Annotated[str, typer.Option(help=f"Base settings: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
+    config_file: Annotated[Path | None, typer.Option("--config", help="Base settings from TOML, over the preset.",
+                                                     show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option(help="VMAS scenario.", show_default=False)] = None,
+    n_agents: Annotated[int | None, typer.Option(help="Number of agents.", show_default=False)] = None,
+    frames: Annotated[int | None, typer.Option(help="Total frames per trial.", show_default=False)] = None,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per trial.")] = 200,
+    out: Annotated[Path | None, typer.Option(help="Sweep folder (default: checkpoints/sweep-<hash of the sweep>, "
+                                                  "so the same command resumes).", show_default=False)] = None,
+    address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to run on (default: a "
+                                                "local Ray on 127.0.0.1).", show_default=False)] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).")] = 0.0,
+    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.")] = 4,
+    device: Device = "cpu",
+    as_json: AsJson = False,
+) -> None:
+    """Train and evaluate every combination of --set values x seeds as Ray tasks; summarise across seeds."""
+    from marlnav_cli import sweep as sweeps
+    from marlnav_cli.config import check_positive
+
+    sweeps.import_ray()
+    check_positive("--episodes", episodes)
+    check_positive("--max-parallel", max_parallel)
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise MarlnavError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    fixed = {name: value for name, value in (("scenario", scenario), ("n_agents", n_agents),
+                                             ("total_frames", frames)) if value is not None}
+    if config_file is not None:
+        fixed = {**load_config_file(config_file), **fixed}
+    fixed_by_set, grid = sweeps.split_fixed(sweeps.parse_sets(set_values or []))
+    base = sweeps.base_config(preset, {**fixed, **fixed_by_set})
+    seed_list = sweeps.parse_seeds(seeds)
+    folder = out or sweeps.default_sweep_folder(base, grid, seed_list)
+    trials = sweeps.plan_trials(base, grid, seed_list, folder)
+    err_console.print(f"sweep folder: {escape(str(folder))} ({len(trials)} trials)")
+
+    def on_result(row: dict[str, Any], done: int, total: int) -> None:
+        detail = (f"reward {float(row['eval_mean_reward']):.3f}, success {float(row['eval_success_rate']):.2f}"
+                  if row["status"] == "ok" else f"failed: {row['error']}")
+        err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
+
+    rows = sweeps.run_sweep(trials, folder, episodes=episodes, device_name=device, address=address,
+                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                            max_parallel=max_parallel, on_result=on_result)
+    summary = sweeps.summarise(rows, trials)
+    sweeps.write_summary(folder / "summary.csv", summary)
+    sweeps.plot_sweep(trials, rows, folder / "curves.png")
+    if as_json:
+        console.print_json(json.dumps({"folder": str(folder), "summary": summary,
+                                       "failed": [r["trial"] for r in rows if r.get("status") != "ok"]}))
+        return
+    table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
+    for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean",
+                   "success 95% CI"):
+        table.add_column(column, justify="left" if column == "config" else "right")
+    for entry in summary:
+        if "eval_mean_reward_mean" not in entry:
+            table.add_row(escape(entry["config"]), f"0 ok, {entry['seeds_failed']} failed", "-", "-", "-", "-", "-")
+            continue
+        table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed",
+                      f"{entry['eval_mean_reward_mean']:.3f}",
+                      f"[{entry['eval_mean_reward_ci_low']:.3f}, {entry['eval_mean_reward_ci_high']:.3f}]",
+                      f"{entry['eval_mean_reward_iqm']:.3f}", f"{entry['eval_success_rate_mean']:.2f}",
+                      f"[{entry['eval_success_rate_ci_low']:.2f}, {entry['eval_success_rate_ci_high']:.2f}]")
+    console.print(table)
+    console.print(f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
+                  f"curves: {escape(str(folder / 'curves.png'))}")
+
+
 @app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors "
                      "checkpoints/navigation-3ag-mappo.safetensors")
 def export(

@@ -185,11 +185,11 @@ def parse_scenario_args(items: list[str]) -> dict[str, Any]:
         key, separator, text = item.partition("=")
         if not separator or not key.strip():
             raise ConfigError(f"--scenario-arg takes key=value, got {item!r}")
-        parsed[key.strip()] = _typed(text.strip())
+        parsed[key.strip()] = typed_value(text.strip())
     return parsed
 
 
-def _typed(text: str) -> bool | int | float | str:
+def typed_value(text: str) -> bool | int | float | str:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     for convert in (int, float):

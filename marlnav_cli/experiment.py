@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -146,6 +147,9 @@ def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
             raise KeyboardInterrupt
         requested = True
 
+    if threading.current_thread() is not threading.main_thread():  # e.g. inside a Ray worker
+        yield lambda: False
+        return
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield lambda: requested

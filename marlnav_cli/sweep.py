@@ -1,0 +1,308 @@
+"""Sweeps: the cartesian product of settings x seeds, each a normal train + evaluate, run as Ray tasks.
+
+Ray is an optional extra (`pip install ".[sweep]"`). With no address, a local Ray starts in-process on
+127.0.0.1; with one, the same tasks run on that cluster. Results land in one folder: every trial's run
+folder, results.csv (a row per trial, failed ones with their error), summary.csv and curves.png.
+Running the same sweep again skips the trials already complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, typed_value
+from marlnav_cli.errors import ConfigError, MarlnavError
+from marlnav_cli.files import atomic_output, ensure_folder, write_text_atomic
+
+# --set names that are not config fields as written.
+SET_ALIASES = {"frames": "total_frames", "epochs": "num_epochs"}
+RESULT_FIELDS = ("trial", "seed", "eval_mean_reward", "eval_success_rate", "eval_collisions", "final_train_reward",
+                 "wall_s", "status", "error")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4', '0,2,7' or '0-2,9' into a sorted list of distinct non-negative seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise ConfigError(f"--seeds takes ranges and lists like 0-4 or 0,2,7; got {text!r}")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise ConfigError(f"--seeds range {part.strip()} is empty")
+        seeds.update(range(first, last + 1))
+    return sorted(seeds)
+
+
+def parse_sets(items: list[str]) -> dict[str, list[Any]]:
+    """Repeatable key=v1,v2 into {config field: [typed values]}; algo=mappo,ippo sets the critic."""
+    grid: dict[str, list[Any]] = {}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed", "scenario_args"}
+    for item in items:
+        key, separator, values = item.partition("=")
+        key = key.strip()
+        if not separator or not values.strip():
+            raise ConfigError(f"--set takes key=v1,v2,...; got {item!r}")
+        if key == "algo":
+            unknown = [v for v in values.split(",") if v.strip() not in ("mappo", "ippo")]
+            if unknown:
+                raise ConfigError(f"--set algo takes mappo and ippo, not {', '.join(unknown)}")
+            grid["mappo"] = [v.strip() == "mappo" for v in values.split(",")]
+            continue
+        name = SET_ALIASES.get(key, key)
+        if name not in fields:
+            raise ConfigError(f"--set {key}: not a training setting (use seeds with --seeds)")
+        grid[name] = [typed_value(v.strip()) for v in values.split(",")]
+    return grid
+
+
+def split_fixed(grid: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """A --set with one value fixes a setting for every trial; only the rest is swept."""
+    fixed = {name: values[0] for name, values in grid.items() if len(values) == 1}
+    return fixed, {name: values for name, values in grid.items() if len(values) > 1}
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    settings: dict[str, Any]  # the swept values, for results and summary
+    config: TrainConfig
+    folder: Path
+
+    @property
+    def config_name(self) -> str:
+        return self.name.rsplit("-seed", 1)[0]
+
+
+def plan_trials(base: TrainConfig, grid: dict[str, list[Any]], seeds: list[int], folder: Path) -> list[Trial]:
+    trials = []
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values))
+        label = "-".join(_label(name, value) for name, value in settings.items()) or "base"
+        for seed in seeds:
+            config = dataclasses.replace(base, **settings, seed=seed)
+            try:
+                config.validate()
+            except ConfigError as error:
+                raise ConfigError(f"sweep setting {label}: {error}") from None
+            name = f"{label}-seed{seed}"
+            trials.append(Trial(name=name, settings=settings, config=config, folder=folder / name))
+    return trials
+
+
+def _label(name: str, value: Any) -> str:
+    if name == "mappo":
+        return "mappo" if value else "ippo"
+    return f"{name}={value}"
+
+
+def default_sweep_folder(base: TrainConfig, grid: dict[str, list[Any]], seeds: list[int]) -> Path:
+    """Named by what is swept, so the same command finds its own folder again and resumes."""
+    spec = json.dumps({"base": base.to_json(), "grid": grid, "seeds": seeds}, sort_keys=True)
+    return Path("checkpoints") / f"sweep-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+
+
+# --- one trial, in a Ray worker ---------------------------------------------------------------
+
+def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> dict[str, Any]:
+    """A normal train then a normal evaluate; any failure becomes a row with its one-line error."""
+    import time
+
+    import torch
+
+    from marlnav_cli.experiment import evaluate_checkpoint, run_training
+
+    torch.set_num_threads(max(1, threads))
+    started = time.perf_counter()
+    row: dict[str, Any] = {"trial": trial.name, "seed": trial.config.seed, **trial.settings}
+    try:
+        outcome = run_training(trial.config, device_name=device_name, run_folder=trial.folder)
+        report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name=device_name)
+        row.update(eval_mean_reward=report["policy"]["mean_reward"], eval_success_rate=report["policy"]["success_rate"],
+                   eval_collisions=report["policy"]["mean_collisions"], final_train_reward=outcome.state.final_reward,
+                   status="ok", error="")
+    except Exception as error:  # noqa: BLE001 - a failed trial is a result, not the end of the sweep
+        row.update(status="failed", error=" ".join(f"{type(error).__name__}: {error}".split())[:300])
+    row["wall_s"] = time.perf_counter() - started
+    return row
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MarlnavError("marlnav sweep needs Ray: pip install \".[sweep]\" (or pip install ray)") from None
+    return ray
+
+
+def start_ray(ray: Any, address: str | None) -> None:
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        return
+    # Ray would advertise this machine's network address even for a local instance; keep it on loopback.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_results(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*RESULT_FIELDS[:2], *swept, *RESULT_FIELDS[2:]], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda row: row["trial"]))
+    write_text_atomic(path, buffer.getvalue())
+
+
+def run_sweep(trials: list[Trial], folder: Path, *, episodes: int, device_name: str, address: str | None,
+              cpus_per_trial: float, gpus_per_trial: float, max_parallel: int,
+              on_result: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Run every trial not yet complete; return all rows (earlier complete ones included)."""
+    ray = import_ray()
+    ensure_folder(folder)
+    results_path = folder / "results.csv"
+    swept = list(trials[0].settings) if trials else []
+    planned = {trial.name for trial in trials}
+    rows = {row["trial"]: row for row in read_results(results_path) if row["trial"] in planned}
+    pending = [trial for trial in trials if rows.get(trial.name, {}).get("status") != "ok"]
+    start_ray(ray, address)
+    try:
+        task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
+        threads = max(1, int(cpus_per_trial))
+        running: dict[Any, Trial] = {}
+        done = len(trials) - len(pending)
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                trial = pending.pop(0)
+                running[task.remote(trial, episodes, device_name, threads)] = trial
+            finished, _ = ray.wait(list(running), num_returns=1)
+            trial = running.pop(finished[0])
+            try:
+                row = ray.get(finished[0])
+            except Exception as error:  # noqa: BLE001 - the worker itself died
+                row = {"trial": trial.name, "seed": trial.config.seed, **trial.settings, "status": "failed",
+                       "error": " ".join(str(error).split())[:300], "wall_s": 0.0}
+            rows[trial.name] = row
+            write_results(results_path, list(rows.values()), swept)
+            done += 1
+            if on_result is not None:
+                on_result(row, done, len(trials))
+    except KeyboardInterrupt:
+        for reference in running:
+            ray.cancel(reference, force=True)
+        raise
+    finally:
+        ray.shutdown()
+    return list(rows.values())
+
+
+# --- statistics across seeds --------------------------------------------------------------------
+
+def bootstrap_ci(values: list[float], *, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean, resampling seeds."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return float(data.mean()), float(data.mean())
+    means = np.random.default_rng(seed).choice(data, size=(resamples, len(data)), replace=True).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def interquartile_mean(values: list[float]) -> float:
+    """Mean of the middle half (25% trimmed from each end), as in rliable."""
+    ordered = sorted(values)
+    cut = math.floor(len(ordered) * 0.25)
+    middle = ordered[cut:len(ordered) - cut] or ordered
+    return sum(middle) / len(middle)
+
+
+def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str, Any]]:
+    """Per config: seeds done and failed, and mean / 95% CI / IQM of evaluated reward and success."""
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    settings = {trial.config_name: trial.settings for trial in trials}
+    config_of = {trial.name: trial.config_name for trial in trials}
+    for row in rows:
+        by_config.setdefault(config_of[row["trial"]], []).append(row)
+    summary = []
+    for name in dict.fromkeys(trial.config_name for trial in trials):
+        ok = [row for row in by_config.get(name, []) if row.get("status") == "ok"]
+        entry: dict[str, Any] = {"config": name, **settings[name], "seeds_ok": len(ok),
+                                 "seeds_failed": len(by_config.get(name, [])) - len(ok)}
+        for metric in ("eval_mean_reward", "eval_success_rate"):
+            values = [float(row[metric]) for row in ok]
+            if values:
+                low, high = bootstrap_ci(values)
+                entry.update({f"{metric}_mean": sum(values) / len(values), f"{metric}_ci_low": low,
+                              f"{metric}_ci_high": high, f"{metric}_iqm": interquartile_mean(values)})
+        summary.append(entry)
+    return summary
+
+
+def write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(key for entry in summary for key in entry))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(summary)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> None:
+    """Mean training curve per config across its complete seeds, with a 95% normal band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    complete = {row["trial"] for row in rows if row.get("status") == "ok"}
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name in dict.fromkeys(trial.config_name for trial in trials):
+        curves = []
+        for trial in trials:
+            metrics = trial.folder / "metrics.jsonl"
+            if trial.config_name == name and trial.name in complete and metrics.exists():
+                curves.append([json.loads(line) for line in metrics.read_text().splitlines()])
+        if not curves:
+            continue
+        length = min(len(curve) for curve in curves)
+        frames = [row["frames"] for row in curves[0][:length]]
+        rewards = np.array([[row["reward_mean"] for row in curve[:length]] for curve in curves])
+        mean = rewards.mean(axis=0)
+        half_width = 1.96 * rewards.std(axis=0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1 else 0 * mean
+        axis.plot(frames, mean, label=f"{name} ({len(curves)} seeds)")
+        axis.fill_between(frames, mean - half_width, mean + half_width, alpha=0.2)
+    axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Sweep: mean over seeds, 95% band")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
+def base_config(preset: str = DEFAULT_PRESET, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    from marlnav_cli.config import preset_config
+
+    return dataclasses.replace(preset_config(preset), **(overrides or {})).validate()
