@@ -48,18 +48,46 @@ def _train_metrics(folder: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
 
 
-def test_resume_continues_bit_exactly(cli, tmp_path: Path) -> None:
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert cli("train", *TINY_TRAIN, "--frames", "400", "--out", straight).exit_code == 0
-    assert cli("train", *TINY_TRAIN, "--frames", "200", "--out", split).exit_code == 0
-    result = cli("train", "--resume", split / "policy.safetensors", "--frames", "400", "--device", "cpu", "--quiet")
-    assert result.exit_code == 0, result.stderr
+def _assert_same_run(split: Path, straight: Path) -> None:
     assert _train_metrics(split) == _train_metrics(straight)
     resumed, uninterrupted = read_checkpoint(split / "policy.safetensors"), read_checkpoint(straight / "policy.safetensors")
     assert resumed.tensors.keys() == uninterrupted.tensors.keys()
     for name, tensor in uninterrupted.tensors.items():
         torch.testing.assert_close(resumed.tensors[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
     assert resumed.summary["frames"] == 400 and resumed.summary["complete"] is True
+
+
+def test_interrupted_run_resumes_bit_exactly(cli, tmp_path: Path) -> None:
+    """A 400-frame run (learning rate annealed over those 400) stopped after 200, then resumed."""
+    import signal as signals
+
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.experiment import run_training
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert cli("train", *TINY_TRAIN, "--frames", "400", "--anneal-lr", "--out", straight).exit_code == 0
+    config = read_checkpoint(straight / "policy.safetensors").config
+    assert isinstance(config, TrainConfig) and config.anneal_lr
+
+    def interrupt_after_second(state) -> None:
+        if len(state.history) == 2:
+            signals.raise_signal(signals.SIGINT)  # what Ctrl-C does: stop after this iteration
+
+    stopped = run_training(config, device_name="cpu", run_folder=split, on_iteration=interrupt_after_second)
+    assert stopped.interrupted and read_checkpoint(split / "policy.safetensors").summary["frames"] == 200
+    result = cli("train", "--resume", split / "policy.safetensors", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    _assert_same_run(split, straight)
+
+
+def test_resume_extends_a_finished_run_bit_exactly(cli, tmp_path: Path) -> None:
+    """With a constant learning rate, 200 frames then --frames 400 equal 400 uninterrupted."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert cli("train", *TINY_TRAIN, "--constant-lr", "--frames", "400", "--out", straight).exit_code == 0
+    assert cli("train", *TINY_TRAIN, "--constant-lr", "--frames", "200", "--out", split).exit_code == 0
+    result = cli("train", "--resume", split / "policy.safetensors", "--frames", "400", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    _assert_same_run(split, straight)
 
 
 def test_resume_refuses_changed_settings(cli, trained_run: Path) -> None:

@@ -92,31 +92,29 @@ def test_sweep_without_ray_says_how_to_install(cli, monkeypatch) -> None:
 
 
 @pytest.mark.ray
-@pytest.mark.skip(reason="blocked: on this machine a sweep driver through --address to a `ray start` head on "
-                         "127.0.0.1 did not complete (first InvalidAuthToken, then a hang with token auth off); "
-                         "see the issue note")
-def test_sweep_runs_on_a_ray_cluster_through_address(cli, tmp_path: Path, monkeypatch) -> None:
+def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    # Without it Ray rewrites 127.0.0.1 to this machine's interface address, head and driver alike.
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    # Ray 2.60's token auth: a `ray start` head and a separate driver here did not agree on the token
-    # (InvalidAuthToken), so this loopback-only test cluster runs without it.
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     assert ray_cli is not None
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
-    env = dict(os.environ)
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: without it Ray rewrites 127.0.0.1 to this machine's interface
+    # address, head and driver alike. RAY_AUTH_MODE=disabled: with Ray 2.60's token auth a `ray start`
+    # head and a separate driver here did not agree on the token (InvalidAuthToken); this test cluster
+    # listens on loopback only.
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
     port = "6391"
-    log = tmp_path / "ray-start.log"
+    log = tmp_path / "ray.log"
     with log.open("w") as output:  # not a pipe: the daemons ray start leaves would hold it open forever
         subprocess.run([ray_cli, "start", "--head", "--port", port, "--node-ip-address", "127.0.0.1", "--num-cpus",
                         "2", "--include-dashboard", "false", "--temp-dir", temp_dir, "--disable-usage-stats"],
                        env=env, check=True, stdout=output, stderr=subprocess.STDOUT, timeout=120)
     try:
         folder = tmp_path / "sweep"
-        result = cli("sweep", "--seeds", "0-1", *TINY_SWEEP, "--out", folder, "--address", f"127.0.0.1:{port}",
-                     "--json")
-        assert result.exit_code == 0, result.stderr
+        with log.open("a") as output:  # the driver is a separate process, as a user's would be
+            sweep = subprocess.run([sys.executable, "-m", "marlnav_cli", "sweep", "--seeds", "0-1", *TINY_SWEEP,
+                                    "--out", str(folder), "--address", f"127.0.0.1:{port}"],
+                                   env=env, stdout=output, stderr=subprocess.STDOUT, timeout=300)
+        assert sweep.returncode == 0, log.read_text()[-2000:]
         assert [row["status"] for row in _rows(folder)] == ["ok", "ok"]
     finally:
         subprocess.run([ray_cli, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
