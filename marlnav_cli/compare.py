@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from marlnav_cli.errors import MarlnavError
-from marlnav_cli.files import atomic_output
+from marlnav_cli.metrics import new_figure, save_figure
 
 
 def read_run(folder: Path) -> dict[str, Any]:
@@ -46,23 +46,13 @@ def summarise_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plot_runs(runs: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, axis = new_figure()
     for run in runs:
         frames = [row["frames"] for row in run["history"]]
         axis.plot(frames, [row["reward_mean"] for row in run["history"]], marker="o", markersize=3,
                   label=run["folder"].name)
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Learning curves")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    save_figure(figure, [axis], path)
 
 
 def compare_runs(folders: list[Path], out: Path) -> list[dict[str, Any]]:

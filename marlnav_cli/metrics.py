@@ -25,31 +25,42 @@ def write_metrics(history: list[dict[str, Any]], csv_path: Path, jsonl_path: Pat
     write_text_atomic(jsonl_path, "".join(json.dumps(row) + "\n" for row in history))
 
 
-def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Mean (with min-max band) training episode reward and the loss terms against frames."""
+def new_figure(columns: int = 1, size: tuple[float, float] = (8, 5)) -> tuple[Any, Any]:
+    """A matplotlib figure on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frames = [row["frames"] for row in history]
-    figure, (reward_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    reward_axis.plot(frames, [row["reward_mean"] for row in history], marker="o", label="mean")
-    reward_axis.fill_between(frames, [row["reward_min"] for row in history],
-                             [row["reward_max"] for row in history], alpha=0.2, label="min-max")
-    reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
-    reward_axis.legend()
-    reward_axis.grid(alpha=0.3)
-    for name in ("loss_objective", "loss_critic", "loss_entropy"):
-        loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))
-    loss_axis.set(xlabel="frames", ylabel="mean loss per update", title="Losses")
-    loss_axis.legend()
-    loss_axis.grid(alpha=0.3)
-    figure.suptitle(title)
+    return plt.subplots(1, columns, figsize=size)
+
+
+def save_figure(figure: Any, axes: list[Any], path: Path) -> None:
+    """Grid and legend on every axis, then the PNG written atomically."""
+    import matplotlib.pyplot as plt
+
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
     figure.tight_layout()
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
+
+
+def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Mean (with min-max band) training episode reward and the loss terms against frames."""
+    frames = [row["frames"] for row in history]
+    figure, (reward_axis, loss_axis) = new_figure(2, (11, 4))
+    reward_axis.plot(frames, [row["reward_mean"] for row in history], marker="o", label="mean")
+    reward_axis.fill_between(frames, [row["reward_min"] for row in history],
+                             [row["reward_max"] for row in history], alpha=0.2, label="min-max")
+    reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
+    for name in ("loss_objective", "loss_critic", "loss_entropy"):
+        loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))
+    loss_axis.set(xlabel="frames", ylabel="mean loss per update", title="Losses")
+    figure.suptitle(title)
+    save_figure(figure, [reward_axis, loss_axis], path)
 
 
 def make_logger(kind: str, folder: Path) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
-from marlnav_cli.files import atomic_output, ensure_folder, write_text_atomic
+from marlnav_cli.files import ensure_folder, write_text_atomic
 
 # --set names that are not config fields as written.
 SET_ALIASES = {"frames": "total_frames", "epochs": "num_epochs"}
@@ -270,14 +270,12 @@ def write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
 
 def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> None:
     """Mean training curve per config across its complete seeds, with a 95% normal band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from marlnav_cli.metrics import new_figure, save_figure
+
     complete = {row["trial"] for row in rows if row.get("status") == "ok"}
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, axis = new_figure()
     for name in dict.fromkeys(trial.config_name for trial in trials):
         curves = []
         for trial in trials:
@@ -294,12 +292,7 @@ def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> N
         axis.plot(frames, mean, label=f"{name} ({len(curves)} seeds)")
         axis.fill_between(frames, mean - half_width, mean + half_width, alpha=0.2)
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Sweep: mean over seeds, 95% band")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    save_figure(figure, [axis], path)
 
 
 def base_config(preset: str = DEFAULT_PRESET, overrides: dict[str, Any] | None = None) -> TrainConfig:
