@@ -6,7 +6,6 @@ Commands in cli.py only parse options and print; everything they run is here.
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import threading
 import time

@@ -8,7 +8,6 @@ random), which drive every env reset.
 from __future__ import annotations
 
 import math
-import random
 
 import numpy as np
 import torch
