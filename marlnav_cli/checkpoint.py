@@ -40,9 +40,6 @@ class Checkpoint:
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
 
-    def state_dict_with_prefix(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {name: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
-
     def check_resumable(self) -> None:
         if self.summary.get("policy_only"):
             raise CheckpointError(f"{self.path} holds only the policy (exported); resume from the run's own "
@@ -161,5 +158,5 @@ def export_policy(checkpoint: Checkpoint, out: Path) -> None:
     if out.suffix != ".safetensors":
         raise CheckpointError(f"output {out} must end in .safetensors")
     summary = {**checkpoint.summary, "policy_only": True}
-    save_checkpoint(out, checkpoint.config, checkpoint.state_dict_with_prefix(POLICY_PREFIX), summary,
-                    checkpoint.history)
+    policy = {name: tensor for name, tensor in checkpoint.tensors.items() if name.startswith(POLICY_PREFIX)}
+    save_checkpoint(out, checkpoint.config, policy, summary, checkpoint.history)

@@ -369,6 +369,7 @@ def sweep(
     """Train and evaluate every combination of --set values x seeds as Ray tasks; summarise across seeds."""
     from marlnav_cli import sweep as sweeps
     from marlnav_cli.config import check_positive
+    from marlnav_cli.experiment import resolve_train_config
 
     sweeps.import_ray()
     check_positive("--episodes", episodes)
@@ -380,7 +381,7 @@ def sweep(
     if config_file is not None:
         fixed = {**load_config_file(config_file), **fixed}
     fixed_by_set, grid = sweeps.split_fixed(sweeps.parse_sets(set_values or []))
-    base = sweeps.base_config(preset, {**fixed, **fixed_by_set})
+    base = resolve_train_config({**fixed, **fixed_by_set}, preset=preset)
     seed_list = sweeps.parse_seeds(seeds)
     folder = out or sweeps.default_sweep_folder(base, grid, seed_list)
     trials = sweeps.plan_trials(base, grid, seed_list, folder)

@@ -27,7 +27,7 @@ from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.files import ensure_folder, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
-from marlnav_cli.metrics import LOGGERS, log_iteration, make_logger, plot_curve, write_metrics
+from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policy
 from marlnav_cli.train import TrainState, train
 
@@ -90,8 +90,7 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
     device = resolve_device(device_name)
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config)
-    if logger_kind not in LOGGERS:
-        make_logger(logger_kind, Path("."))  # refuses with the list, before any folder is made
+    check_logger(logger_kind)
     files = RunFiles(ensure_folder(run_folder))
     logger = make_logger(logger_kind, files.folder)
     write_text_atomic(files.config, config.to_toml())
@@ -222,11 +221,11 @@ def rollout_summary(config: TrainConfig, *, steps: int, num_envs: int, checkpoin
     check_positive("--num-envs", num_envs)
     policy = None
     if checkpoint is not None:
-        loaded = load_policy(checkpoint, device_name=device_name, scenario=None, n_agents=None)
-        config, policy = loaded.checkpoint.config, loaded.policy
+        loaded = load_policy(checkpoint, device_name=device_name)
+        config, policy, device = loaded.checkpoint.config, loaded.policy, loaded.device
     else:
         config.validate()
-    device = resolve_device(device_name)
+        device = resolve_device(device_name)
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=num_envs, seed=config.seed, device=device)
     data = rollout(env, policy, steps, deterministic=False)

@@ -63,16 +63,23 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
     save_figure(figure, [reward_axis, loss_axis], path)
 
 
-def make_logger(kind: str, folder: Path) -> Any:
-    """A TorchRL logger for the same per-iteration metrics (CSV and JSONL are always written)."""
+def check_logger(kind: str) -> None:
+    """Refuse an unknown or uninstalled logger before anything is written."""
     if kind not in LOGGERS:
         raise ConfigError(f"unknown --logger {kind!r}; choose from {', '.join(LOGGERS)}")
+    if kind == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("--logger tensorboard needs the tensorboard package: "
+                              "pip install 'marlnav[tensorboard]'") from None
+
+
+def make_logger(kind: str, folder: Path) -> Any:
+    """A TorchRL logger for the same per-iteration metrics (CSV and JSONL are always written)."""
+    check_logger(kind)
     if kind == "none":
         return None
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise ConfigError("--logger tensorboard needs the tensorboard package: pip install 'marlnav[tensorboard]'") from None
     from torchrl.record.loggers import TensorboardLogger
 
     return TensorboardLogger(exp_name="tensorboard", log_dir=str(folder))

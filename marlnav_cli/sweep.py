@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, typed_value
+from marlnav_cli.config import TrainConfig, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import ensure_folder, write_text_atomic
 
@@ -294,8 +294,3 @@ def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> N
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Sweep: mean over seeds, 95% band")
     save_figure(figure, [axis], path)
 
-
-def base_config(preset: str = DEFAULT_PRESET, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    from marlnav_cli.config import preset_config
-
-    return dataclasses.replace(preset_config(preset), **(overrides or {})).validate()
