@@ -58,3 +58,14 @@ def build_critic(env: TransformedEnv, config: TrainConfig, device: torch.device)
         activation_class=torch.nn.Tanh,
     )
     return TensorDictModule(net, in_keys=[OBSERVATION_KEY], out_keys=[STATE_VALUE_KEY])
+
+
+def policy_network(policy: ProbabilisticActor) -> torch.nn.Module:
+    """The policy's own network, observation -> (loc, scale), without the TensorDict wrappers."""
+    return policy.module[0].module
+
+
+def action_bounds(policy: ProbabilisticActor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low and high of the action space the policy's TanhNormal is squashed into."""
+    space = policy.spec[(GROUP, "action")].space
+    return space.low, space.high

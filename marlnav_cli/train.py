@@ -10,20 +10,20 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
-from torchrl.collectors import Collector
 from torchrl.modules import ProbabilisticActor
-from torchrl.objectives import ClipPPOLoss, ValueEstimators
+from torchrl.objectives.value import GAE
 
 from marlnav_cli.checkpoint import (CRITIC_PREFIX, POLICY_PREFIX, Checkpoint, load_optimizer, load_weights,
                                     module_tensors, optimizer_tensors, rng_state)
+from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, make_env
+from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, OBSERVATION_KEY, make_env
 from marlnav_cli.errors import TrainingDiverged
-from marlnav_cli.models import STATE_VALUE_KEY, build_critic, build_policy
+from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network
+from marlnav_cli.ppo import PPOBatch, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 
-LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy")
-LOGGED_TERMS = (*LOSS_TERMS, "entropy")  # entropy: the policy's, estimated by the loss, for the curves
+LOGGED_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "entropy")  # entropy: estimated by the loss
 
 
 @dataclass
@@ -71,12 +71,14 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
     policy = build_policy(env, config, device)
     critic = build_critic(env, config, device)
-    loss_module = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
-                              entropy_coeff=config.entropy_coeff, normalize_advantage=False)
-    loss_module.set_keys(reward=env.reward_key, action=env.action_key, value=STATE_VALUE_KEY,
-                         done=(GROUP, "done"), terminated=(GROUP, "terminated"))
-    loss_module.make_value_estimator(ValueEstimators.GAE, gamma=config.gamma, lmbda=config.lmbda)
-    optimiser = torch.optim.Adam(loss_module.parameters(), lr=config.lr)
+    low, high = action_bounds(policy)
+    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
+                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+    advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
+    advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
+                              terminated=(GROUP, "terminated"))
+    parameters = [*policy.parameters(), *critic.parameters()]  # the order ClipPPOLoss gave, so old checkpoints resume
+    optimiser = torch.optim.Adam(parameters, lr=config.lr)
     state = TrainState(config=config, policy=policy, critic=critic, optimiser=optimiser)
     if resume is not None:
         load_weights(policy, resume, POLICY_PREFIX)
@@ -84,28 +86,22 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         load_optimizer(optimiser, resume)
         state.history = list(resume.history)
         state.rng_state = rng_state(resume)
-    # Only what the loss reads is gathered per minibatch; the rest of the batch stays put.
-    loss_keys = [key for key in loss_module.in_keys if key != "next" and not (isinstance(key, tuple) and key[0] == "next")]
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    remaining_iterations = config.n_iters - len(state.history)
-    if remaining_iterations <= 0:
-        return state
-    collector = Collector(env, policy, frames_per_batch=config.frames_per_batch,
-                          total_frames=remaining_iterations * config.frames_per_batch, reset_at_each_iter=True,
-                          device=device, storing_device=device, auto_register_policy_transforms=False)
+    collector = ExperienceCollector(env, policy, steps=config.max_steps)
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
-    collect_started = time.perf_counter()
 
-    for data in collector:
+    while len(state.history) < config.n_iters:
+        collect_started = time.perf_counter()
+        data = collector.collect()
+
         # --- advantages --------------------------------------------------------------------------
         iteration_started = time.perf_counter()
         _expand_done_to_agents(data, env.reward_key)
         with torch.no_grad():
-            loss_module.value_estimator(data, params=loss_module.critic_network_params,
-                                        target_params=loss_module.target_critic_network_params)
-        flat = data.reshape(-1).select(*loss_keys, "advantage", "value_target", strict=False)
+            advantage_module(data)
+        batch = PPOBatch.from_rollout(data, objective.log_prob(data.get(OBSERVATION_KEY), data.get(env.action_key)))
         if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
@@ -114,23 +110,21 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         logged_sums = torch.zeros(len(LOGGED_TERMS), device=device)
         grad_norm_max = torch.zeros((), device=device)
         for _ in range(config.num_epochs):
-            order = torch.randperm(flat.batch_size[0], device=device)
+            order = torch.randperm(len(batch), device=device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
-                losses = loss_module(flat[order[start:start + config.minibatch_size]])
-                terms = torch.stack([losses[name] for name in LOGGED_TERMS])
-                terms[:len(LOSS_TERMS)].sum().backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(loss_module.parameters(), config.max_grad_norm)
+                losses = objective(batch[order[start:start + config.minibatch_size]])
+                losses.total().backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
-                logged_sums += terms.detach()
+                logged_sums += torch.stack([losses.objective, losses.critic, losses.entropy_bonus,
+                                            losses.entropy]).detach()
                 grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
-        collector.update_policy_weights_()
         state.rng_state = capture_rng()
 
         # --- metrics -------------------------------------------------------------------------------
         iteration = len(state.history) + 1
         if not (torch.isfinite(logged_sums).all() and torch.isfinite(grad_norm_max)):
-            collector.shutdown()
             raise TrainingDiverged(f"loss or gradient became non-finite at iteration {iteration}")
         updates = config.num_epochs * config.minibatches_per_epoch
         now = time.perf_counter()
@@ -152,8 +146,6 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             on_iteration(state)
         if should_stop():
             break
-        collect_started = time.perf_counter()
-    collector.shutdown()
     return state
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -99,17 +100,17 @@ def test_resume_refuses_changed_settings(cli, trained_run: Path) -> None:
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path: Path, monkeypatch) -> None:
     import marlnav_cli.train as train_module
 
-    class PoisonedAfterFirstIteration(train_module.ClipPPOLoss):
+    class PoisonedAfterFirstIteration(train_module.PPOObjective):
         calls = 0
 
-        def forward(self, tensordict):
-            losses = super().forward(tensordict)
+        def __call__(self, batch):
+            losses = super().__call__(batch)
             PoisonedAfterFirstIteration.calls += 1
             if PoisonedAfterFirstIteration.calls > 4:  # 2 epochs x 2 minibatches = iteration 1
-                losses.set("loss_objective", losses.get("loss_objective") * float("nan"))
+                return dataclasses.replace(losses, objective=losses.objective * float("nan"))
             return losses
 
-    monkeypatch.setattr(train_module, "ClipPPOLoss", PoisonedAfterFirstIteration)
+    monkeypatch.setattr(train_module, "PPOObjective", PoisonedAfterFirstIteration)
     run_folder = tmp_path / "run"
     result = cli("train", *TINY_TRAIN, "--frames", "300", "--out", run_folder)
     assert result.exit_code == 2

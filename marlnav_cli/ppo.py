@@ -1,0 +1,90 @@
+"""PPO's clipped loss on flat tensors: the terms of TorchRL's ClipPPOLoss, without its per-call TensorDicts.
+
+Why not ClipPPOLoss itself: at the tutorial's hyperparameters (450 minibatches of 400 per iteration)
+its per-call TensorDict work made the update phase 1.84x the plain-torch floor
+(benchmarks/vs_tutorial.py). The distribution is still TorchRL's TanhNormal; tests/test_ppo.py checks
+every term and every gradient against ClipPPOLoss on the same batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.modules import TanhNormal
+
+from marlnav_cli.envs import GROUP
+
+
+@dataclass(frozen=True)
+class PPOBatch:
+    """One iteration's experience, flattened to [frames, agents, ...] contiguous tensors once."""
+
+    observation: torch.Tensor
+    action: torch.Tensor
+    log_prob: torch.Tensor  # of the action under the policy that collected it
+    advantage: torch.Tensor
+    value_target: torch.Tensor
+
+    @classmethod
+    def from_rollout(cls, data: TensorDictBase, log_prob: torch.Tensor) -> PPOBatch:
+        """`data` has been through GAE; `log_prob` is [*data.batch_size, agents]."""
+        def flat(value: torch.Tensor) -> torch.Tensor:
+            return value.reshape(-1, *value.shape[data.batch_dims:]).contiguous()
+
+        return cls(observation=flat(data.get((GROUP, "observation"))), action=flat(data.get((GROUP, "action"))),
+                   log_prob=flat(log_prob), advantage=flat(data.get("advantage")),
+                   value_target=flat(data.get("value_target")))
+
+    def __len__(self) -> int:
+        return self.observation.shape[0]
+
+    def __getitem__(self, index: torch.Tensor) -> PPOBatch:
+        return PPOBatch(*(getattr(self, field.name)[index] for field in fields(self)))
+
+
+@dataclass(frozen=True)
+class PPOLosses:
+    objective: torch.Tensor
+    critic: torch.Tensor
+    entropy_bonus: torch.Tensor  # -entropy_coeff * entropy, as ClipPPOLoss's loss_entropy
+    entropy: torch.Tensor  # detached, for the curves
+
+    def total(self) -> torch.Tensor:
+        return self.objective + self.critic + self.entropy_bonus
+
+
+class PPOObjective:
+    """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + Monte-Carlo entropy bonus (one sample)."""
+
+    def __init__(self, policy_network: torch.nn.Module, critic_network: torch.nn.Module, *,
+                 action_low: torch.Tensor, action_high: torch.Tensor, clip_epsilon: float,
+                 entropy_coeff: float) -> None:
+        self.policy_network, self.critic_network = policy_network, critic_network
+        self.action_low, self.action_high = action_low, action_high
+        epsilon = torch.tensor(clip_epsilon)  # float32 bounds, as ClipPPOLoss computes them
+        self.log_ratio_bounds = ((-epsilon).log1p().item(), epsilon.log1p().item())
+        self.entropy_coeff = entropy_coeff
+
+    def distribution(self, observation: torch.Tensor) -> TanhNormal:
+        loc, scale = self.policy_network(observation)
+        return TanhNormal(loc, scale, low=self.action_low, high=self.action_high)
+
+    @torch.no_grad()
+    def log_prob(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of the collected actions under the current policy, in one pass."""
+        return self.distribution(observation).log_prob(action)
+
+    def __call__(self, batch: PPOBatch) -> PPOLosses:
+        distribution = self.distribution(batch.observation)
+        log_ratio = (distribution.log_prob(batch.action) - batch.log_prob).unsqueeze(-1)
+        gain = torch.minimum(log_ratio.exp() * batch.advantage,
+                             log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage)
+        # TanhNormal has no closed-form entropy: ClipPPOLoss estimates it from one reparameterised sample.
+        _, sample_log_prob = distribution.rsample_and_log_prob((1,))
+        entropy = -sample_log_prob.mean(0)
+        value = self.critic_network(batch.observation)
+        critic_loss = torch.nn.functional.smooth_l1_loss(batch.value_target, value)
+        return PPOLosses(objective=-gain.mean(), critic=critic_loss, entropy_bonus=-self.entropy_coeff * entropy.mean(),
+                         entropy=entropy.detach().mean())
