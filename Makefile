@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench bench-scale clean
+.PHONY: install train test bench bench-paths bench-scale clean
 
 install: $(STAMP)
 
@@ -25,6 +25,9 @@ test: install
 # Benchmarks print figures and write JSON under benchmarks/results/; they assert nothing.
 bench: install
 	$(PY) benchmarks/vs_tutorial.py $(ARGS)
+
+bench-paths: install
+	$(PY) benchmarks/hot_paths.py $(ARGS)
 
 bench-scale: install
 	$(PY) benchmarks/scale.py $(ARGS)

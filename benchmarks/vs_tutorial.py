@@ -89,7 +89,7 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
             "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
 
 
-def training_phase_floor(device: str, iterations: int = 2) -> float:
+def training_phase_floor(device: str, iterations: int = 3) -> float:
     """Seconds per iteration of the tutorial's update phase in plain torch."""
     torch.manual_seed(0)
     n_agents, n_obs, n_act, frames, cells = 3, 18, 2, 6000, 256
@@ -137,7 +137,7 @@ def training_phase_floor(device: str, iterations: int = 2) -> float:
     return min(per_iteration)
 
 
-def collection_floor(device: str, repeats: int = 3) -> float:
+def collection_floor(device: str, repeats: int = 5) -> float:
     """Seconds to step raw VMAS navigation (60 envs, 3 agents) for 6000 frames with random actions."""
     import vmas
 
@@ -156,7 +156,7 @@ def collection_floor(device: str, repeats: int = 3) -> float:
 def marlnav_phase_times(device: str, folder: Path) -> tuple[float, float]:
     """marlnav's collection and update seconds per iteration at the tutorial's hyperparameters."""
     run_folder = folder / "tutorial-preset"
-    marlnav("train", "--preset", "tutorial", "--frames", "18000", "--device", device, "--quiet", "--out", str(run_folder))
+    marlnav("train", "--preset", "tutorial", "--frames", "24000", "--device", device, "--quiet", "--out", str(run_folder))
     rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()][1:]
     return min(r["collect_s"] for r in rows), min(r["train_s"] for r in rows)
 

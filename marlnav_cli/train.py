@@ -71,12 +71,6 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
     policy = build_policy(env, config, device)
     critic = build_critic(env, config, device)
-    low, high = action_bounds(policy)
-    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
-                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
-    advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
-    advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
-                              terminated=(GROUP, "terminated"))
     parameters = [*policy.parameters(), *critic.parameters()]  # the order ClipPPOLoss gave, so old checkpoints resume
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
     state = TrainState(config=config, policy=policy, critic=critic, optimiser=optimiser)
@@ -86,6 +80,12 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         load_optimizer(optimiser, resume)
         state.history = list(resume.history)
         state.rng_state = rng_state(resume)
+    low, high = action_bounds(policy)
+    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
+                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+    advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
+    advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
+                              terminated=(GROUP, "terminated"))
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
     collector = ExperienceCollector(env, policy, steps=config.max_steps)

@@ -1,0 +1,156 @@
+"""marlnav's two hand-written hot paths against the TorchRL components they replace, interleaved in one process.
+
+Usage: python benchmarks/hot_paths.py [--device cpu] [--repeats 7] [--preset tutorial]
+           [--out benchmarks/results/hot_paths.json]
+
+  - collection of one batch (6000 frames, 60 envs at the tutorial's settings): raw VMAS stepping with
+    random actions (the floor), TorchRL's Collector over VmasEnv + RewardSum (what marlnav used before),
+    and marlnav's ExperienceCollector;
+  - one PPO minibatch update (forward, backward, grad clipping, Adam step): TorchRL's ClipPPOLoss on a
+    TensorDict minibatch against marlnav's PPOObjective on flat tensors.
+Each figure is the minimum over --repeats rounds, the variants taking turns in every round, so the
+machine's load hits all of them alike. tests/test_equivalence.py checks that both paths give the same
+numbers as the TorchRL components. Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # measure this checkout's marlnav, whatever is installed
+
+import torch  # noqa: E402
+import vmas  # noqa: E402
+from torchrl.collectors import Collector  # noqa: E402
+from torchrl.objectives import ClipPPOLoss  # noqa: E402
+
+from marlnav_cli.collect import ExperienceCollector  # noqa: E402
+from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
+from marlnav_cli.envs import GROUP, make_env  # noqa: E402
+from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network  # noqa: E402
+from marlnav_cli.ppo import PPOBatch, PPOObjective  # noqa: E402
+
+
+def fastest(variants: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Minimum seconds of each variant, the variants taking turns in every round."""
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            gc.collect()  # so that one variant's garbage is not collected on another's clock
+            started = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            timings[name].append(time.perf_counter() - started)
+    return {name: min(values) for name, values in timings.items()}
+
+
+def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
+    policy = build_policy(env, config, device)
+    raw = vmas.make_env(config.scenario, num_envs=config.num_envs, n_agents=config.n_agents, continuous_actions=True,
+                        max_steps=config.max_steps, device=device, seed=0)
+    raw.reset()
+    action_size = env.full_action_spec[env.action_key].shape[-1]
+
+    def raw_random_steps() -> None:
+        for _ in range(config.max_steps):
+            raw.step([torch.rand(config.num_envs, action_size, device=device) * 2 - 1 for _ in range(config.n_agents)])
+
+    collector = Collector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=-1,
+                          reset_at_each_iter=True, device=device, storing_device=device,
+                          auto_register_policy_transforms=False)
+    batches = iter(collector)
+    ours = ExperienceCollector(env, policy, steps=config.max_steps)
+    timings = fastest({"raw VMAS, random actions (floor)": raw_random_steps,
+                       "TorchRL Collector": lambda: next(batches),
+                       "marlnav ExperienceCollector": ours.collect}, repeats, device)
+    collector.shutdown()
+    return timings
+
+
+def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, steps: int = 45) -> dict[str, float]:
+    """Seconds per minibatch update, averaged over `steps` minibatches of one iteration's batch."""
+    torch.manual_seed(0)
+    env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
+    policy, critic = build_policy(env, config, device), build_critic(env, config, device)
+    data = ExperienceCollector(env, policy, steps=config.max_steps).collect().reshape(-1)
+    low, high = action_bounds(policy)
+    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
+                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+    data.set((GROUP, "action_log_prob"), objective.log_prob(data.get((GROUP, "observation")), data.get((GROUP, "action"))))
+    data.set("advantage", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
+    data.set("value_target", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
+    reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
+                            entropy_coeff=config.entropy_coeff, normalize_advantage=False)
+    reference.set_keys(value=STATE_VALUE_KEY)
+    loss_keys = [(GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob"), "advantage", "value_target"]
+    tensordict_batch = data.select(*loss_keys)
+    flat_batch = PPOBatch.from_rollout(data, data.get((GROUP, "action_log_prob")))
+    parameters = [*policy.parameters(), *critic.parameters()]
+    optimiser = torch.optim.Adam(parameters, lr=config.lr)
+
+    def update(total: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        order = torch.randperm(config.frames_per_batch, device=device)
+        for step in range(steps):
+            start = (step % config.minibatches_per_epoch) * config.minibatch_size
+            total(order[start:start + config.minibatch_size]).backward()
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+
+    def clip_ppo_loss(index: torch.Tensor) -> torch.Tensor:
+        losses = reference(tensordict_batch[index])
+        return losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+
+    timings = fastest({"TorchRL ClipPPOLoss": lambda: update(clip_ppo_loss),
+                       "marlnav PPOObjective": lambda: update(lambda index: objective(flat_batch[index]).total())},
+                      repeats, device)
+    return {name: seconds / steps for name, seconds in timings.items()}
+
+
+def measure(preset: str, device: torch.device, repeats: int) -> dict:
+    config = preset_config(preset)
+    return {"preset": preset, "collection_s_per_batch": collection(config, device, repeats),
+            "update_s_per_minibatch": minibatch_update(config, device, repeats)}
+
+
+def print_report(report: dict) -> None:
+    for figure, unit in (("collection_s_per_batch", "s per batch"), ("update_s_per_minibatch", "ms per minibatch")):
+        rows = report[figure]
+        scale = 1000 if unit.startswith("ms") else 1
+        first = next(iter(rows.values()))
+        print(f"\n{figure.split('_')[0]} ({unit}, preset {report['preset']}):")
+        for name, seconds in rows.items():
+            print(f"  {name:<36}{seconds * scale:>8.3f}{seconds / first:>7.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--preset", nargs="+", default=["tutorial", "fast"])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hot_paths.json")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    reports = [measure(preset, device, args.repeats) for preset in args.preset]
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+              f"{args.device}", "torch": torch.__version__, "repeats": args.repeats, "reports": reports}
+    for report in reports:
+        print_report(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
