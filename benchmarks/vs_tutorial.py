@@ -1,6 +1,6 @@
 """marlnav against the tutorial port, side by side in one run: time to quality, and the two floors.
 
-Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--device cpu] [--eval-episodes 200]
+Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--floors-only] [--device cpu] [--eval-episodes 200]
            [--tutorial ../shared/baseline/tutorial_mappo.py] [--out benchmarks/results/vs_tutorial.json]
 
 For each seed it trains the tutorial port (its own script, in a subprocess) and `marlnav train` with
@@ -13,6 +13,8 @@ Then it measures, on this machine and in this run:
     training phase with `--preset tutorial`;
   - the collection floor: raw `vmas.make_env` stepping with random actions, 6000 frames in 60 envs;
     against marlnav's collection time per iteration with `--preset tutorial`.
+  The floors run in the same process as that marlnav training, one floor iteration of each kind after
+  each marlnav iteration, so that the shared machine's load weighs on both alike.
 It prints one table (each figure for both, and the ratio) and writes it to a JSON file.
 Not a test: nothing here asserts a time.
 """
@@ -89,76 +91,100 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
             "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
 
 
-def training_phase_floor(device: str, iterations: int = 3) -> float:
-    """Seconds per iteration of the tutorial's update phase in plain torch."""
-    torch.manual_seed(0)
-    n_agents, n_obs, n_act, frames, cells = 3, 18, 2, 6000, 256
-    dev = torch.device(device)
+class UpdateFloor:
+    """The tutorial's update phase in plain torch: its two 2x256 tanh nets, 30 epochs x 15 minibatches of 400."""
 
-    def mlp(inputs: int, outputs: int) -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
-                                   torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
+    def __init__(self, device: str) -> None:
+        torch.manual_seed(0)
+        self.n_agents, n_obs, n_act, self.frames, cells = 3, 18, 2, 6000, 256
+        self.device = torch.device(device)
+        dev = self.device
 
-    policy, critic = mlp(n_obs, 2 * n_act), mlp(n_obs * n_agents, 1)
-    parameters = list(policy.parameters()) + list(critic.parameters())
-    optimiser = torch.optim.Adam(parameters, lr=3e-4)
-    obs = torch.randn(frames, n_agents, n_obs, device=dev)
-    actions = torch.rand(frames, n_agents, n_act, device=dev) * 1.8 - 0.9
-    old_log_prob = torch.randn(frames, n_agents, device=dev)
-    advantage = torch.randn(frames, n_agents, 1, device=dev)
-    target = torch.randn(frames, n_agents, 1, device=dev)
-    per_iteration = []
-    for _ in range(iterations):
+        def mlp(inputs: int, outputs: int) -> torch.nn.Module:
+            return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
+                                       torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
+
+        self.policy, self.critic = mlp(n_obs, 2 * n_act), mlp(n_obs * self.n_agents, 1)
+        self.parameters = list(self.policy.parameters()) + list(self.critic.parameters())
+        self.optimiser = torch.optim.Adam(self.parameters, lr=3e-4)
+        self.obs = torch.randn(self.frames, self.n_agents, n_obs, device=dev)
+        self.actions = torch.rand(self.frames, self.n_agents, n_act, device=dev) * 1.8 - 0.9
+        self.old_log_prob = torch.randn(self.frames, self.n_agents, device=dev)
+        self.advantage = torch.randn(self.frames, self.n_agents, 1, device=dev)
+        self.target = torch.randn(self.frames, self.n_agents, 1, device=dev)
+
+    def iteration_seconds(self) -> float:
         started = time.perf_counter()
         for _ in range(30):
-            order = torch.randperm(frames, device=dev)
-            for start in range(0, frames, 400):
+            order = torch.randperm(self.frames, device=self.device)
+            for start in range(0, self.frames, 400):
                 index = order[start:start + 400]
-                loc, raw_scale = policy(obs[index]).chunk(2, -1)
+                actions = self.actions[index]
+                loc, raw_scale = self.policy(self.obs[index]).chunk(2, -1)
                 scale = torch.nn.functional.softplus(raw_scale + 0.5413) + 1e-4
-                pre_tanh = torch.atanh(actions[index])
                 normal = torch.distributions.Normal(loc, scale)
-                log_prob = (normal.log_prob(pre_tanh) - torch.log1p(-actions[index] ** 2 + 1e-6)).sum(-1)
-                ratio = (log_prob - old_log_prob[index]).exp().unsqueeze(-1)
-                gain = torch.minimum(ratio * advantage[index], ratio.clamp(0.8, 1.2) * advantage[index])
+                log_prob = (normal.log_prob(torch.atanh(actions)) - torch.log1p(-actions ** 2 + 1e-6)).sum(-1)
+                ratio = (log_prob - self.old_log_prob[index]).exp().unsqueeze(-1)
+                advantage = self.advantage[index]
+                gain = torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
                 sample = torch.tanh(normal.rsample())
                 entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999)))
                             - torch.log1p(-sample ** 2 + 1e-6)).sum(-1)
-                value = critic(obs[index].flatten(1)).unsqueeze(1).expand(-1, n_agents, 1)
+                value = self.critic(self.obs[index].flatten(1)).unsqueeze(1).expand(-1, self.n_agents, 1)
                 loss = (-gain.mean() - 1e-4 * entropy.mean()
-                        + torch.nn.functional.smooth_l1_loss(value, target[index]))
+                        + torch.nn.functional.smooth_l1_loss(value, self.target[index]))
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimiser.step()
-                optimiser.zero_grad()
-        if dev.type == "cuda":
+                torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
+                self.optimiser.step()
+                self.optimiser.zero_grad()
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
-        per_iteration.append(time.perf_counter() - started)
-    return min(per_iteration)
+        return time.perf_counter() - started
 
 
-def collection_floor(device: str, repeats: int = 5) -> float:
-    """Seconds to step raw VMAS navigation (60 envs, 3 agents) for 6000 frames with random actions."""
-    import vmas
+class CollectionFloor:
+    """Raw `vmas.make_env` navigation, 60 envs x 3 agents, stepped 100 times (6000 frames) with random actions."""
 
-    env = vmas.make_env("navigation", num_envs=60, n_agents=3, continuous_actions=True, max_steps=100,
-                        device=device, seed=0)
-    env.reset()
-    timings = []
-    for _ in range(repeats):
+    def __init__(self, device: str) -> None:
+        import vmas
+
+        self.device = device
+        self.env = vmas.make_env("navigation", num_envs=60, n_agents=3, continuous_actions=True, max_steps=100,
+                                 device=device, seed=0)
+        self.env.reset()
+
+    def iteration_seconds(self) -> float:
         started = time.perf_counter()
         for _ in range(100):
-            env.step([torch.rand(60, 2, device=device) * 2 - 1 for _ in range(3)])
-        timings.append(time.perf_counter() - started)
-    return min(timings)
+            self.env.step([torch.rand(60, 2, device=self.device) * 2 - 1 for _ in range(3)])
+        return time.perf_counter() - started
 
 
-def marlnav_phase_times(device: str, folder: Path) -> tuple[float, float]:
-    """marlnav's collection and update seconds per iteration at the tutorial's hyperparameters."""
-    run_folder = folder / "tutorial-preset"
-    marlnav("train", "--preset", "tutorial", "--frames", "24000", "--device", device, "--quiet", "--out", str(run_folder))
-    rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()][1:]
-    return min(r["collect_s"] for r in rows), min(r["train_s"] for r in rows)
+def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]:
+    """marlnav's collection and update seconds per iteration with `--preset tutorial`, and the two floors.
+
+    One process, interleaved: after each marlnav iteration, one floor iteration of each kind runs, so
+    the machine's load at any moment weighs on both alike. Each figure is the best of iterations 2..N
+    (the first pays for warm-up).
+    """
+    import dataclasses
+
+    from marlnav_cli.config import preset_config
+    from marlnav_cli.train import train
+
+    update_floor, collection_floor = UpdateFloor(device), CollectionFloor(device)
+    floor_update_s: list[float] = []
+    floor_collect_s: list[float] = []
+
+    def after_marlnav_iteration(_state) -> None:
+        floor_update_s.append(update_floor.iteration_seconds())
+        floor_collect_s.append(collection_floor.iteration_seconds())
+
+    config = dataclasses.replace(preset_config("tutorial"), total_frames=iterations * 6000, seed=0)
+    history = train(config, torch.device(device), on_iteration=after_marlnav_iteration).history
+    return {"floor_update": min(floor_update_s[1:]), "floor_collect": min(floor_collect_s[1:]),
+            "marlnav_update": min(row["train_s"] for row in history[1:]),
+            "marlnav_collect": min(row["collect_s"] for row in history[1:])}
 
 
 def mean(values: list[float]) -> float:
@@ -172,19 +198,20 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=200)
     parser.add_argument("--tutorial", type=Path, default=DEFAULT_TUTORIAL)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "vs_tutorial.json")
+    parser.add_argument("--floors-only", action="store_true", help="skip the training runs; measure the floors only")
     parser.add_argument("--marlnav-args", default="", help="extra options for marlnav train, e.g. '--frames 90000'")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="marlnav-bench-"))
     runs: dict[str, list[dict]] = {"tutorial": [], "marlnav": []}
-    for seed in args.seeds:
+    for seed in [] if args.floors_only else args.seeds:
         runs["tutorial"].append(run_tutorial(args.tutorial, seed, args.device, args.eval_episodes))
         print(f"seed {seed} tutorial: {json.dumps(runs['tutorial'][-1])}", flush=True)
         runs["marlnav"].append(run_marlnav(seed, args.device, args.eval_episodes, folder, args.marlnav_args.split()))
         print(f"seed {seed} marlnav:  {json.dumps(runs['marlnav'][-1])}", flush=True)
-    floor_update = training_phase_floor(args.device)
-    floor_collect = collection_floor(args.device)
-    marlnav_collect, marlnav_update = marlnav_phase_times(args.device, folder)
+    phases = floors_against_marlnav(args.device)
+    floor_update, floor_collect = phases["floor_update"], phases["floor_collect"]
+    marlnav_collect, marlnav_update = phases["marlnav_collect"], phases["marlnav_update"]
 
     rows = []
 
@@ -192,7 +219,7 @@ def main() -> None:
         rows.append({"figure": name, "tutorial": tutorial, "marlnav": marlnav,
                      "ratio": marlnav / tutorial if tutorial else float("nan"), "better": better})
 
-    for name, get, better in (
+    for name, get, better in () if args.floors_only else (
         ("training time (s)", lambda r: r["train_s"], "lower"),
         ("  of which collection (s)", lambda r: r["collect_s"], "lower"),
         ("  of which updates (s)", lambda r: r["update_s"], "lower"),
