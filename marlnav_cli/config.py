@@ -134,8 +134,8 @@ class TrainConfig:
 # "fast" reaches the tutorial's evaluated quality in under a third of its time on 2 CPU cores
 # (benchmarks/vs_tutorial.py; figures in README): the tutorial spends its time on 450 minibatches of 400
 # per iteration through 2x256 nets, so "fast" takes 5x fewer, 5x larger minibatches through 2x64 nets,
-# with a higher learning rate decayed linearly to 0, and 60% more frames (with 30% more, one seed in
-# five stopped on its goals only half the time).
+# with a higher learning rate decayed linearly to 0, and 60% more frames (with 30% more, one seed of
+# three stopped on its goals only half the time).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"num_cells": 64, "minibatch_size": 2000, "lr": 2e-3, "anneal_lr": True, "total_frames": 96_000},
     "tutorial": {},
