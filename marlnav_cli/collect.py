@@ -1,9 +1,9 @@
 """Collection: one batch of experience, stepping the simulator inside TorchRL's VmasEnv directly.
 
 Why not TorchRL's Collector: at the tutorial's 60 envs, Collector + VmasEnv + RewardSum build several
-TensorDicts per step and took 3.5x the simulator's own stepping time (benchmarks/vs_tutorial.py,
-"collection" floor). Here each step is plain tensors, and the batch is assembled once, in the layout
-the Collector gives, so TorchRL's GAE reads it unchanged.
+TensorDicts per step and took 2.4x the simulator's own stepping time; this takes 1.1-1.2x
+(benchmarks/hot_paths.py). Here each step is plain tensors, and the batch is assembled once, in the
+layout the Collector gives, so TorchRL's GAE reads it unchanged.
 
 Semantics are VmasEnv's and the Collector's: done = terminated = the scenario's done or the step limit
 (the tutorial bootstraps neither); done envs are reset one by one with VMAS's own RNG; actions are
