@@ -52,8 +52,14 @@ class PPOLosses:
     entropy_bonus: torch.Tensor  # -entropy_coeff * entropy, as ClipPPOLoss's loss_entropy
     entropy: torch.Tensor  # detached, for the curves
 
+    METRIC_NAMES = ("loss_objective", "loss_critic", "loss_entropy", "entropy")  # ClipPPOLoss's names
+
     def total(self) -> torch.Tensor:
         return self.objective + self.critic + self.entropy_bonus
+
+    def metrics(self) -> torch.Tensor:
+        """The four terms in METRIC_NAMES order, detached: summed over an iteration without a sync."""
+        return torch.stack([self.objective, self.critic, self.entropy_bonus, self.entropy]).detach()
 
 
 class PPOObjective:

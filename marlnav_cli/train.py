@@ -20,10 +20,10 @@ from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, OBSERVATION_KEY, make_env
 from marlnav_cli.errors import TrainingDiverged
 from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network
-from marlnav_cli.ppo import PPOBatch, PPOObjective
+from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 
-LOGGED_TERMS = ("loss_objective", "loss_critic", "loss_entropy", "entropy")  # entropy: estimated by the loss
+LOGGED_TERMS = PPOLosses.METRIC_NAMES
 
 
 @dataclass
@@ -117,8 +117,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
                 grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
-                logged_sums += torch.stack([losses.objective, losses.critic, losses.entropy_bonus,
-                                            losses.entropy]).detach()
+                logged_sums += losses.metrics()
                 grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
         state.rng_state = capture_rng()
 
