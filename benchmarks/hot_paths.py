@@ -35,7 +35,7 @@ from torchrl.objectives import ClipPPOLoss  # noqa: E402
 from marlnav_cli.collect import ExperienceCollector  # noqa: E402
 from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
 from marlnav_cli.envs import GROUP, make_env  # noqa: E402
-from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network  # noqa: E402
+from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy  # noqa: E402
 from marlnav_cli.ppo import PPOBatch, PPOObjective  # noqa: E402
 
 
@@ -53,25 +53,34 @@ def fastest(variants: dict[str, Callable[[], None]], repeats: int, device: torch
     return {name: min(values) for name, values in timings.items()}
 
 
+class RawVmasFloor:
+    """The collection floor: raw `vmas.make_env` stepped for one batch with uniform random actions."""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.env = vmas.make_env(config.scenario, num_envs=config.num_envs, n_agents=config.n_agents,
+                                 continuous_actions=True, max_steps=config.max_steps, device=device, seed=0,
+                                 **config.scenario_args)
+        self.env.reset()
+        self.action_size = self.env.get_agent_action_size(self.env.agents[0])
+
+    def step_one_batch(self) -> None:
+        for _ in range(self.config.max_steps):
+            self.env.step([torch.rand(self.config.num_envs, self.action_size, device=self.device) * 2 - 1
+                           for _ in range(self.config.n_agents)])
+
+
 def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
     policy = build_policy(env, config, device)
-    raw = vmas.make_env(config.scenario, num_envs=config.num_envs, n_agents=config.n_agents, continuous_actions=True,
-                        max_steps=config.max_steps, device=device, seed=0)
-    raw.reset()
-    action_size = env.full_action_spec[env.action_key].shape[-1]
-
-    def raw_random_steps() -> None:
-        for _ in range(config.max_steps):
-            raw.step([torch.rand(config.num_envs, action_size, device=device) * 2 - 1 for _ in range(config.n_agents)])
-
+    floor = RawVmasFloor(config, device)
     collector = Collector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=-1,
                           reset_at_each_iter=True, device=device, storing_device=device,
                           auto_register_policy_transforms=False)
     batches = iter(collector)
-    ours = ExperienceCollector(env, policy, steps=config.max_steps)
-    timings = fastest({"raw VMAS, random actions (floor)": raw_random_steps,
+    ours = ExperienceCollector(env, TensorPolicy(policy), steps=config.max_steps)
+    timings = fastest({"raw VMAS, random actions (floor)": floor.step_one_batch,
                        "TorchRL Collector": lambda: next(batches),
                        "marlnav ExperienceCollector": ours.collect}, repeats, device)
     collector.shutdown()
@@ -83,11 +92,12 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
     policy, critic = build_policy(env, config, device), build_critic(env, config, device)
-    data = ExperienceCollector(env, policy, steps=config.max_steps).collect().reshape(-1)
-    low, high = action_bounds(policy)
-    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
-                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
-    data.set((GROUP, "action_log_prob"), objective.log_prob(data.get((GROUP, "observation")), data.get((GROUP, "action"))))
+    tensor_policy = TensorPolicy(policy)
+    data = ExperienceCollector(env, tensor_policy, steps=config.max_steps).collect().reshape(-1)
+    objective = PPOObjective(tensor_policy, critic.module, clip_epsilon=config.clip_epsilon,
+                             entropy_coeff=config.entropy_coeff)
+    data.set((GROUP, "action_log_prob"),
+             tensor_policy.log_prob(data.get((GROUP, "observation")), data.get((GROUP, "action"))))
     data.set("advantage", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
     data.set("value_target", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
     reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,

@@ -142,24 +142,6 @@ class UpdateFloor:
         return time.perf_counter() - started
 
 
-class CollectionFloor:
-    """Raw `vmas.make_env` navigation, 60 envs x 3 agents, stepped 100 times (6000 frames) with random actions."""
-
-    def __init__(self, device: str) -> None:
-        import vmas
-
-        self.device = device
-        self.env = vmas.make_env("navigation", num_envs=60, n_agents=3, continuous_actions=True, max_steps=100,
-                                 device=device, seed=0)
-        self.env.reset()
-
-    def iteration_seconds(self) -> float:
-        started = time.perf_counter()
-        for _ in range(100):
-            self.env.step([torch.rand(60, 2, device=self.device) * 2 - 1 for _ in range(3)])
-        return time.perf_counter() - started
-
-
 def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]:
     """marlnav's collection and update seconds per iteration with `--preset tutorial`, and the two floors.
 
@@ -169,18 +151,25 @@ def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]
     """
     import dataclasses
 
+    from hot_paths import RawVmasFloor
+
     from marlnav_cli.config import preset_config
     from marlnav_cli.train import train
 
-    update_floor, collection_floor = UpdateFloor(device), CollectionFloor(device)
+    tutorial = preset_config("tutorial")
+    update_floor, collection_floor = UpdateFloor(device), RawVmasFloor(tutorial, torch.device(device))
     floor_update_s: list[float] = []
     floor_collect_s: list[float] = []
 
     def after_marlnav_iteration(_state) -> None:
         floor_update_s.append(update_floor.iteration_seconds())
-        floor_collect_s.append(collection_floor.iteration_seconds())
+        started = time.perf_counter()
+        collection_floor.step_one_batch()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        floor_collect_s.append(time.perf_counter() - started)
 
-    config = dataclasses.replace(preset_config("tutorial"), total_frames=iterations * 6000, seed=0)
+    config = dataclasses.replace(tutorial, total_frames=iterations * tutorial.frames_per_batch, seed=0)
     history = train(config, torch.device(device), on_iteration=after_marlnav_iteration).history
     return {"floor_update": min(floor_update_s[1:]), "floor_collect": min(floor_collect_s[1:]),
             "marlnav_update": min(row["train_s"] for row in history[1:]),

@@ -15,30 +15,19 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict
 from torchrl.envs import TransformedEnv
-from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.envs import GROUP
-from marlnav_cli.models import action_bounds, policy_network
+from marlnav_cli.models import TensorPolicy
 
 
 class ExperienceCollector:
     """Runs the policy in every env for `steps` steps, starting each batch from a full reset."""
 
-    def __init__(self, env: TransformedEnv, policy: ProbabilisticActor, steps: int) -> None:
+    def __init__(self, env: TransformedEnv, policy: TensorPolicy, steps: int) -> None:
         self.simulator = env.base_env._env  # the vmas.Environment VmasEnv wraps: same scenario, seed, RNG
         self.device = env.device
-        self.network = policy_network(policy)
-        low, high = action_bounds(policy)
-        # TanhNormal's affine map from (-1, 1) onto the action box, and its SafeTanh limit.
-        self.action_centre, self.action_half_range = (high + low) / 2, (high - low) / 2
-        self.tanh_limit = 1.0 - torch.finfo(torch.get_default_dtype()).resolution
+        self.policy = policy
         self.steps = steps
-
-    def sample_action(self, observation: torch.Tensor) -> torch.Tensor:
-        """What TanhNormal(loc, scale, low, high).sample() draws, without building the distribution."""
-        loc, scale = self.network(observation)
-        squashed = torch.normal(loc, scale).tanh().clamp(-self.tanh_limit, self.tanh_limit)
-        return self.action_centre + self.action_half_range * squashed
 
     def collect(self) -> TensorDict:
         """A [num_envs, steps] batch with the keys TorchRL's Collector gives for this env."""
@@ -63,19 +52,18 @@ class ExperienceCollector:
         steps: dict[str, list[torch.Tensor]] = {name: [] for name in (
             "observation", "action", "next_observation", "reward", "episode_reward", "done")}
         for step in range(self.steps):
-            action = self.sample_action(observation)
+            action = self.policy.sample(observation)
             next_observations, rewards, done, _ = self.simulator.step(list(action.unbind(dim=1)))
             next_observation = torch.stack(next_observations, dim=1)
             reward = torch.stack(rewards, dim=1).unsqueeze(-1)
             episode_reward = episode_reward + reward
-            done = done.unsqueeze(-1)
             for name, value in (("observation", observation), ("action", action),
                                 ("next_observation", next_observation), ("reward", reward),
-                                ("episode_reward", episode_reward), ("done", done)):
+                                ("episode_reward", episode_reward), ("done", done.unsqueeze(-1))):
                 steps[name].append(value)
-            episode_reward = episode_reward.masked_fill(done.unsqueeze(-1), 0.0)
+            episode_reward = episode_reward.masked_fill(done[:, None, None], 0.0)  # done is [envs]
             if step + 1 < self.steps:  # the next batch starts from a full reset anyway
-                observation = self._reset_done(done.squeeze(-1), next_observation)
+                observation = self._reset_done(done, next_observation)
         return steps
 
     def _reset_done(self, done: torch.Tensor, next_observation: torch.Tensor) -> torch.Tensor:

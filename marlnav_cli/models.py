@@ -60,21 +60,36 @@ def build_critic(env: TransformedEnv, config: TrainConfig, device: torch.device)
     return TensorDictModule(net, in_keys=[OBSERVATION_KEY], out_keys=[STATE_VALUE_KEY])
 
 
-def policy_network(policy: ProbabilisticActor) -> torch.nn.Module:
-    """The policy's own network, observation -> (loc, scale), without the TensorDict wrappers.
+class TensorPolicy:
+    """The policy on plain tensors: its network, and TorchRL's TanhNormal over the action box.
 
-    With shared parameters, MultiAgentMLP swaps them into a template net on every call; its stateful
-    net holds the very same Parameter objects (so optimiser steps and loaded weights show through) and
-    skips the swap, which was 40% of collection's per-step cost outside the simulator
-    (benchmarks/hot_paths.py).
+    Shared by collection and the PPO loss, so both see one network and one set of bounds. With shared
+    parameters, MultiAgentMLP swaps them into a template net on every call; its stateful net holds the
+    very same Parameter objects (optimiser steps and loaded weights show through) and skips the swap,
+    which was 40% of collection's per-step cost outside the simulator (benchmarks/hot_paths.py).
     """
-    multi_agent_mlp, param_extractor = policy.module[0].module
-    if multi_agent_mlp.share_params:
-        return torch.nn.Sequential(multi_agent_mlp.get_stateful_net(), param_extractor)
-    return policy.module[0].module
 
+    def __init__(self, policy: ProbabilisticActor) -> None:
+        multi_agent_mlp, param_extractor = policy.module[0].module
+        self.network = (torch.nn.Sequential(multi_agent_mlp.get_stateful_net(), param_extractor)
+                        if multi_agent_mlp.share_params else policy.module[0].module)
+        space = policy.spec[(GROUP, "action")].space
+        self.low, self.high = space.low, space.high
+        # TanhNormal's affine map from (-1, 1) onto the action box, and its SafeTanh limit.
+        self._centre, self._half_range = (self.high + self.low) / 2, (self.high - self.low) / 2
+        self._tanh_limit = 1.0 - torch.finfo(torch.get_default_dtype()).resolution
 
-def action_bounds(policy: ProbabilisticActor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low and high of the action space the policy's TanhNormal is squashed into."""
-    space = policy.spec[(GROUP, "action")].space
-    return space.low, space.high
+    def distribution(self, observation: torch.Tensor) -> TanhNormal:
+        loc, scale = self.network(observation)
+        return TanhNormal(loc, scale, low=self.low, high=self.high)
+
+    def sample(self, observation: torch.Tensor) -> torch.Tensor:
+        """What distribution(observation).sample() draws, without building the distribution each step."""
+        loc, scale = self.network(observation)
+        squashed = torch.normal(loc, scale).tanh().clamp(-self._tanh_limit, self._tanh_limit)
+        return self._centre + self._half_range * squashed
+
+    @torch.no_grad()
+    def log_prob(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of collected actions under the current weights, in one pass."""
+        return self.distribution(observation).log_prob(action)

@@ -2,7 +2,7 @@
 
 Why not ClipPPOLoss itself: at the tutorial's hyperparameters (450 minibatches of 400 per iteration)
 its per-call TensorDict work made the update phase 1.84x the plain-torch floor; with this loss (and the
-policy's stateful net, models.policy_network) it is 1.03x (benchmarks/vs_tutorial.py; per minibatch,
+policy's stateful net, models.TensorPolicy) it is 1.03x (benchmarks/vs_tutorial.py; per minibatch,
 benchmarks/hot_paths.py: 10-18% faster). The distribution is still TorchRL's TanhNormal;
 tests/test_equivalence.py checks every term and every gradient against ClipPPOLoss on the same batch.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass, fields
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.modules import TanhNormal
 
 from marlnav_cli.envs import GROUP
+from marlnav_cli.models import TensorPolicy
 
 
 @dataclass(frozen=True)
@@ -65,26 +65,15 @@ class PPOLosses:
 class PPOObjective:
     """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + Monte-Carlo entropy bonus (one sample)."""
 
-    def __init__(self, policy_network: torch.nn.Module, critic_network: torch.nn.Module, *,
-                 action_low: torch.Tensor, action_high: torch.Tensor, clip_epsilon: float,
+    def __init__(self, policy: TensorPolicy, critic_network: torch.nn.Module, *, clip_epsilon: float,
                  entropy_coeff: float) -> None:
-        self.policy_network, self.critic_network = policy_network, critic_network
-        self.action_low, self.action_high = action_low, action_high
+        self.policy, self.critic_network = policy, critic_network
         epsilon = torch.tensor(clip_epsilon)  # float32 bounds, as ClipPPOLoss computes them
         self.log_ratio_bounds = ((-epsilon).log1p().item(), epsilon.log1p().item())
         self.entropy_coeff = entropy_coeff
 
-    def distribution(self, observation: torch.Tensor) -> TanhNormal:
-        loc, scale = self.policy_network(observation)
-        return TanhNormal(loc, scale, low=self.action_low, high=self.action_high)
-
-    @torch.no_grad()
-    def log_prob(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities of the collected actions under the current policy, in one pass."""
-        return self.distribution(observation).log_prob(action)
-
     def __call__(self, batch: PPOBatch) -> PPOLosses:
-        distribution = self.distribution(batch.observation)
+        distribution = self.policy.distribution(batch.observation)
         log_ratio = (distribution.log_prob(batch.action) - batch.log_prob).unsqueeze(-1)
         gain = torch.minimum(log_ratio.exp() * batch.advantage,
                              log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage)

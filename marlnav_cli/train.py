@@ -19,12 +19,9 @@ from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, OBSERVATION_KEY, make_env
 from marlnav_cli.errors import TrainingDiverged
-from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network
+from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
-
-LOGGED_TERMS = PPOLosses.METRIC_NAMES
-
 
 @dataclass
 class TrainState:
@@ -80,15 +77,15 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         load_optimizer(optimiser, resume)
         state.history = list(resume.history)
         state.rng_state = rng_state(resume)
-    low, high = action_bounds(policy)
-    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
-                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+    tensor_policy = TensorPolicy(policy)  # one network and action box for collection and the loss
+    objective = PPOObjective(tensor_policy, critic.module, clip_epsilon=config.clip_epsilon,
+                             entropy_coeff=config.entropy_coeff)
     advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
     advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
                               terminated=(GROUP, "terminated"))
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    collector = ExperienceCollector(env, policy, steps=config.max_steps)
+    collector = ExperienceCollector(env, tensor_policy, steps=config.max_steps)
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
 
@@ -101,13 +98,13 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         _expand_done_to_agents(data, env.reward_key)
         with torch.no_grad():
             advantage_module(data)
-        batch = PPOBatch.from_rollout(data, objective.log_prob(data.get(OBSERVATION_KEY), data.get(env.action_key)))
+        batch = PPOBatch.from_rollout(data, tensor_policy.log_prob(data.get(OBSERVATION_KEY), data.get(env.action_key)))
         if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
 
         # --- PPO epochs over shuffled minibatches ------------------------------------------------
-        logged_sums = torch.zeros(len(LOGGED_TERMS), device=device)
+        logged_sums = torch.zeros(len(PPOLosses.METRIC_NAMES), device=device)
         grad_norm_max = torch.zeros((), device=device)
         for _ in range(config.num_epochs):
             order = torch.randperm(len(batch), device=device)
@@ -135,7 +132,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             "reward_mean": episode_rewards.mean().item(),
             "reward_min": episode_rewards.min().item(),
             "reward_max": episode_rewards.max().item(),
-            **{name: value / updates for name, value in zip(LOGGED_TERMS, logged_sums.tolist())},
+            **{name: value / updates for name, value in zip(PPOLosses.METRIC_NAMES, logged_sums.tolist())},
             "grad_norm_max": grad_norm_max.item(),
             "collect_s": iteration_started - collect_started,
             "train_s": now - iteration_started,

@@ -15,7 +15,7 @@ from torchrl.objectives import ClipPPOLoss
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import GROUP, make_env
-from marlnav_cli.models import STATE_VALUE_KEY, action_bounds, build_critic, build_policy, policy_network
+from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy
 from marlnav_cli.ppo import PPOBatch, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 
@@ -44,15 +44,14 @@ def test_collection_equals_torchrl_collector_frame_by_frame() -> None:
     assert expected.get(("next", "done"))[:, :-1].any(), "and resets before the last step"
 
     restore_rng(start)
-    ours = ExperienceCollector(env, policy, steps=CONFIG.max_steps).collect()
+    tensor_policy = TensorPolicy(policy)
+    ours = ExperienceCollector(env, tensor_policy, steps=CONFIG.max_steps).collect()
 
     assert ours.batch_size == expected.batch_size
     for key in COMPARED_KEYS:
         torch.testing.assert_close(ours.get(key), expected.get(key), rtol=0, atol=0, msg=f"{key} differs")
-    objective = PPOObjective(policy_network(policy), None, action_low=action_bounds(policy)[0],
-                             action_high=action_bounds(policy)[1], clip_epsilon=0.2, entropy_coeff=0.0)
     # Scored once per batch here, per step there (and TorchRL may score the pre-tanh draw): float noise only.
-    torch.testing.assert_close(objective.log_prob(ours.get((GROUP, "observation")), ours.get((GROUP, "action"))),
+    torch.testing.assert_close(tensor_policy.log_prob(ours.get((GROUP, "observation")), ours.get((GROUP, "action"))),
                                expected.get((GROUP, "action_log_prob")), rtol=1e-4, atol=1e-4)
 
 
@@ -80,9 +79,8 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool) -> None:
     expected_total = expected["loss_objective"] + expected["loss_critic"] + expected["loss_entropy"]
     expected_grads = torch.autograd.grad(expected_total, parameters)
 
-    low, high = action_bounds(policy)
-    objective = PPOObjective(policy_network(policy), critic.module, action_low=low, action_high=high,
-                             clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+    objective = PPOObjective(TensorPolicy(policy), critic.module, clip_epsilon=config.clip_epsilon,
+                             entropy_coeff=config.entropy_coeff)
     batch = PPOBatch.from_rollout(minibatch, minibatch.get((GROUP, "action_log_prob")))
     torch.manual_seed(1)
     losses = objective(batch)
