@@ -6,8 +6,9 @@ Usage: python benchmarks/hot_paths.py [--device cpu] [--repeats 7] [--preset tut
   - collection of one batch (6000 frames, 60 envs at the tutorial's settings): raw VMAS stepping with
     random actions (the floor), TorchRL's Collector over VmasEnv + RewardSum (what marlnav used before),
     and marlnav's ExperienceCollector;
-  - one PPO minibatch update (forward, backward, grad clipping, Adam step): TorchRL's ClipPPOLoss on a
-    TensorDict minibatch against marlnav's PPOObjective on flat tensors.
+  - one PPO minibatch update (forward, backward, grad clipping, Adam step): the plain-torch floor (the
+    same nets and minibatch size, see UpdateFloor), TorchRL's ClipPPOLoss on a TensorDict minibatch, and
+    marlnav's PPOObjective on flat tensors.
 Each figure is the minimum over --repeats rounds, the variants taking turns in every round, so the
 machine's load hits all of them alike. tests/test_equivalence.py checks that both paths give the same
 numbers as the TorchRL components. Not a test: nothing here asserts a time.
@@ -35,7 +36,7 @@ from torchrl.objectives import ClipPPOLoss  # noqa: E402
 from marlnav_cli.collect import ExperienceCollector  # noqa: E402
 from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
 from marlnav_cli.envs import GROUP, make_env  # noqa: E402
-from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy  # noqa: E402
+from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy  # noqa: E402
 from marlnav_cli.ppo import PPOBatch, PPOObjective  # noqa: E402
 
 
@@ -70,6 +71,62 @@ class RawVmasFloor:
                            for _ in range(self.config.n_agents)])
 
 
+class UpdateFloor:
+    """The update phase in plain torch; by default the tutorial's: two 2x256 tanh nets, 30 epochs x 15
+    minibatches of 400 (Normal + tanh log-prob, Adam, grad clipping)."""
+
+    def __init__(self, device: str, cells: int = 256, minibatch_size: int = 400) -> None:
+        torch.manual_seed(0)
+        self.n_agents, n_obs, n_act, self.frames = 3, 18, 2, 6000
+        self.minibatch_size = minibatch_size
+        self.device = torch.device(device)
+        dev = self.device
+
+        def mlp(inputs: int, outputs: int) -> torch.nn.Module:
+            return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
+                                       torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
+
+        self.policy, self.critic = mlp(n_obs, 2 * n_act), mlp(n_obs * self.n_agents, 1)
+        self.parameters = list(self.policy.parameters()) + list(self.critic.parameters())
+        self.optimiser = torch.optim.Adam(self.parameters, lr=3e-4)
+        self.obs = torch.randn(self.frames, self.n_agents, n_obs, device=dev)
+        self.actions = torch.rand(self.frames, self.n_agents, n_act, device=dev) * 1.8 - 0.9
+        self.old_log_prob = torch.randn(self.frames, self.n_agents, device=dev)
+        self.advantage = torch.randn(self.frames, self.n_agents, 1, device=dev)
+        self.target = torch.randn(self.frames, self.n_agents, 1, device=dev)
+
+    def update(self, index: torch.Tensor) -> None:
+        """One minibatch: loss, backward, grad clipping, Adam step."""
+        actions = self.actions[index]
+        loc, raw_scale = self.policy(self.obs[index]).chunk(2, -1)
+        scale = torch.nn.functional.softplus(raw_scale + 0.5413) + 1e-4
+        normal = torch.distributions.Normal(loc, scale)
+        log_prob = (normal.log_prob(torch.atanh(actions)) - torch.log1p(-actions ** 2 + 1e-6)).sum(-1)
+        ratio = (log_prob - self.old_log_prob[index]).exp().unsqueeze(-1)
+        advantage = self.advantage[index]
+        gain = torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
+        sample = torch.tanh(normal.rsample())
+        entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999)))
+                    - torch.log1p(-sample ** 2 + 1e-6)).sum(-1)
+        value = self.critic(self.obs[index].flatten(1)).unsqueeze(1).expand(-1, self.n_agents, 1)
+        loss = (-gain.mean() - 1e-4 * entropy.mean()
+                + torch.nn.functional.smooth_l1_loss(value, self.target[index]))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
+        self.optimiser.step()
+        self.optimiser.zero_grad()
+
+    def iteration_seconds(self) -> float:
+        started = time.perf_counter()
+        for _ in range(30):
+            order = torch.randperm(self.frames, device=self.device)
+            for start in range(0, self.frames, self.minibatch_size):
+                self.update(order[start:start + self.minibatch_size])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+
 def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
@@ -94,36 +151,42 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
     policy, critic = build_policy(env, config, device), build_critic(env, config, device)
     tensor_policy = TensorPolicy(policy)
     data = ExperienceCollector(env, tensor_policy, steps=config.max_steps).collect().reshape(-1)
-    objective = PPOObjective(tensor_policy, critic.module, clip_epsilon=config.clip_epsilon,
+    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
                              entropy_coeff=config.entropy_coeff)
-    data.set((GROUP, "action_log_prob"),
-             tensor_policy.log_prob(data.get((GROUP, "observation")), data.get((GROUP, "action"))))
     data.set("advantage", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
     data.set("value_target", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
+    flat_batch = PPOBatch.from_rollout(data, tensor_policy)
+    data.set((GROUP, "action_log_prob"), flat_batch.log_prob)
     reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
                             entropy_coeff=config.entropy_coeff, normalize_advantage=False)
     reference.set_keys(value=STATE_VALUE_KEY)
     loss_keys = [(GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob"), "advantage", "value_target"]
     tensordict_batch = data.select(*loss_keys)
-    flat_batch = PPOBatch.from_rollout(data, data.get((GROUP, "action_log_prob")))
     parameters = [*policy.parameters(), *critic.parameters()]
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
 
-    def update(total: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    floor = UpdateFloor(str(device), cells=config.num_cells, minibatch_size=config.minibatch_size)
+
+    def minibatches(update: Callable[[torch.Tensor], None]) -> None:
         order = torch.randperm(config.frames_per_batch, device=device)
         for step in range(steps):
             start = (step % config.minibatches_per_epoch) * config.minibatch_size
-            total(order[start:start + config.minibatch_size]).backward()
-            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-            optimiser.step()
-            optimiser.zero_grad(set_to_none=True)
+            update(order[start:start + config.minibatch_size])
 
-    def clip_ppo_loss(index: torch.Tensor) -> torch.Tensor:
+    def step(total: torch.Tensor) -> None:
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+
+    def clip_ppo_loss(index: torch.Tensor) -> None:
         losses = reference(tensordict_batch[index])
-        return losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+        step(losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"])
 
-    timings = fastest({"TorchRL ClipPPOLoss": lambda: update(clip_ppo_loss),
-                       "marlnav PPOObjective": lambda: update(lambda index: objective(flat_batch[index]).total())},
+    timings = fastest({"plain torch (floor)": lambda: minibatches(floor.update),
+                       "TorchRL ClipPPOLoss": lambda: minibatches(clip_ppo_loss),
+                       "marlnav PPOObjective": lambda: minibatches(lambda index: step(objective(flat_batch[index])
+                                                                                      .total()))},
                       repeats, device)
     return {name: seconds / steps for name, seconds in timings.items()}
 

@@ -91,57 +91,6 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
             "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
 
 
-class UpdateFloor:
-    """The tutorial's update phase in plain torch: its two 2x256 tanh nets, 30 epochs x 15 minibatches of 400."""
-
-    def __init__(self, device: str) -> None:
-        torch.manual_seed(0)
-        self.n_agents, n_obs, n_act, self.frames, cells = 3, 18, 2, 6000, 256
-        self.device = torch.device(device)
-        dev = self.device
-
-        def mlp(inputs: int, outputs: int) -> torch.nn.Module:
-            return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
-                                       torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
-
-        self.policy, self.critic = mlp(n_obs, 2 * n_act), mlp(n_obs * self.n_agents, 1)
-        self.parameters = list(self.policy.parameters()) + list(self.critic.parameters())
-        self.optimiser = torch.optim.Adam(self.parameters, lr=3e-4)
-        self.obs = torch.randn(self.frames, self.n_agents, n_obs, device=dev)
-        self.actions = torch.rand(self.frames, self.n_agents, n_act, device=dev) * 1.8 - 0.9
-        self.old_log_prob = torch.randn(self.frames, self.n_agents, device=dev)
-        self.advantage = torch.randn(self.frames, self.n_agents, 1, device=dev)
-        self.target = torch.randn(self.frames, self.n_agents, 1, device=dev)
-
-    def iteration_seconds(self) -> float:
-        started = time.perf_counter()
-        for _ in range(30):
-            order = torch.randperm(self.frames, device=self.device)
-            for start in range(0, self.frames, 400):
-                index = order[start:start + 400]
-                actions = self.actions[index]
-                loc, raw_scale = self.policy(self.obs[index]).chunk(2, -1)
-                scale = torch.nn.functional.softplus(raw_scale + 0.5413) + 1e-4
-                normal = torch.distributions.Normal(loc, scale)
-                log_prob = (normal.log_prob(torch.atanh(actions)) - torch.log1p(-actions ** 2 + 1e-6)).sum(-1)
-                ratio = (log_prob - self.old_log_prob[index]).exp().unsqueeze(-1)
-                advantage = self.advantage[index]
-                gain = torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
-                sample = torch.tanh(normal.rsample())
-                entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999)))
-                            - torch.log1p(-sample ** 2 + 1e-6)).sum(-1)
-                value = self.critic(self.obs[index].flatten(1)).unsqueeze(1).expand(-1, self.n_agents, 1)
-                loss = (-gain.mean() - 1e-4 * entropy.mean()
-                        + torch.nn.functional.smooth_l1_loss(value, self.target[index]))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
-                self.optimiser.step()
-                self.optimiser.zero_grad()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
-
-
 def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]:
     """marlnav's collection and update seconds per iteration with `--preset tutorial`, and the two floors.
 
@@ -151,7 +100,7 @@ def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]
     """
     import dataclasses
 
-    from hot_paths import RawVmasFloor
+    from hot_paths import RawVmasFloor, UpdateFloor
 
     from marlnav_cli.config import preset_config
     from marlnav_cli.train import train

@@ -10,6 +10,7 @@ from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import GROUP, OBSERVATION_KEY, observation_size
+from marlnav_cli.tanh_normal import ActionPreimage, SquashedNormal
 
 STATE_VALUE_KEY = (GROUP, "state_value")
 
@@ -61,7 +62,7 @@ def build_critic(env: TransformedEnv, config: TrainConfig, device: torch.device)
 
 
 class TensorPolicy:
-    """The policy on plain tensors: its network, and TorchRL's TanhNormal over the action box.
+    """The policy on plain tensors: its network, and TanhNormal's arithmetic over the action box.
 
     Shared by collection and the PPO loss, so both see one network and one set of bounds. With shared
     parameters, MultiAgentMLP swaps them into a template net on every call; its stateful net holds the
@@ -74,22 +75,38 @@ class TensorPolicy:
         self.network = (torch.nn.Sequential(multi_agent_mlp.get_stateful_net(), param_extractor)
                         if multi_agent_mlp.share_params else policy.module[0].module)
         space = policy.spec[(GROUP, "action")].space
-        self.low, self.high = space.low, space.high
-        # TanhNormal's affine map from (-1, 1) onto the action box, and its SafeTanh limit.
-        self._centre, self._half_range = (self.high + self.low) / 2, (self.high - self.low) / 2
-        self._tanh_limit = 1.0 - torch.finfo(torch.get_default_dtype()).resolution
+        self.squash = SquashedNormal(space.low, space.high)
 
-    def distribution(self, observation: torch.Tensor) -> TanhNormal:
-        loc, scale = self.network(observation)
-        return TanhNormal(loc, scale, low=self.low, high=self.high)
+    def loc_scale(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network(observation)
 
     def sample(self, observation: torch.Tensor) -> torch.Tensor:
-        """What distribution(observation).sample() draws, without building the distribution each step."""
-        loc, scale = self.network(observation)
-        squashed = torch.normal(loc, scale).tanh().clamp(-self._tanh_limit, self._tanh_limit)
-        return self._centre + self._half_range * squashed
+        """What TanhNormal(loc, scale).sample() draws, without building the distribution each step."""
+        return self.squash.sample(*self.network(observation))
 
-    @torch.no_grad()
-    def log_prob(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities of collected actions under the current weights, in one pass."""
-        return self.distribution(observation).log_prob(action)
+    def preimage(self, action: torch.Tensor) -> ActionPreimage:
+        return self.squash.preimage(action)
+
+    def log_prob(self, observation: torch.Tensor, action: ActionPreimage) -> torch.Tensor:
+        return self.squash.log_prob(*self.network(observation), action)
+
+
+class TensorCritic:
+    """The critic on plain tensors: [..., agents, obs] -> [..., agents, 1], as MultiAgentMLP computes it.
+
+    With shared parameters it runs MultiAgentMLP's stateful net (same Parameter objects) instead of
+    swapping parameters into a template net on each call; a shared centralised critic gives every agent
+    the same value, so it is computed once per frame and expanded, as MultiAgentMLP does.
+    """
+
+    def __init__(self, critic: TensorDictModule) -> None:
+        self.multi_agent_mlp: MultiAgentMLP = critic.module
+        self.network = self.multi_agent_mlp.get_stateful_net() if self.multi_agent_mlp.share_params else None
+
+    def __call__(self, observation: torch.Tensor) -> torch.Tensor:
+        if self.network is None:
+            return self.multi_agent_mlp(observation)
+        if not self.multi_agent_mlp.centralized:
+            return self.network(observation)
+        value = self.network(observation.flatten(-2))
+        return value.unsqueeze(-2).expand(*value.shape[:-1], self.multi_agent_mlp.n_agents, value.shape[-1])

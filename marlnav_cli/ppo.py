@@ -15,7 +15,8 @@ import torch
 from tensordict import TensorDictBase
 
 from marlnav_cli.envs import GROUP
-from marlnav_cli.models import TensorPolicy
+from marlnav_cli.models import TensorCritic, TensorPolicy
+from marlnav_cli.tanh_normal import ActionPreimage
 
 
 @dataclass(frozen=True)
@@ -23,20 +24,25 @@ class PPOBatch:
     """One iteration's experience, flattened to [frames, agents, ...] contiguous tensors once."""
 
     observation: torch.Tensor
-    action: torch.Tensor
+    action_preimage: torch.Tensor  # see tanh_normal.ActionPreimage: fixed for the batch, so computed once
+    action_log_det: torch.Tensor
     log_prob: torch.Tensor  # of the action under the policy that collected it
     advantage: torch.Tensor
     value_target: torch.Tensor
 
     @classmethod
-    def from_rollout(cls, data: TensorDictBase, log_prob: torch.Tensor) -> PPOBatch:
-        """`data` has been through GAE; `log_prob` is [*data.batch_size, agents]."""
+    @torch.no_grad()
+    def from_rollout(cls, data: TensorDictBase, policy: TensorPolicy, log_prob: torch.Tensor | None = None) -> PPOBatch:
+        """`data` has been through GAE. `log_prob` ([*data.batch_size, agents]) defaults to the actions'
+        log-probabilities under the policy's current weights: those that collected them."""
         def flat(value: torch.Tensor) -> torch.Tensor:
             return value.reshape(-1, *value.shape[data.batch_dims:]).contiguous()
 
-        return cls(observation=flat(data.get((GROUP, "observation"))), action=flat(data.get((GROUP, "action"))),
-                   log_prob=flat(log_prob), advantage=flat(data.get("advantage")),
-                   value_target=flat(data.get("value_target")))
+        observation = flat(data.get((GROUP, "observation")))
+        preimage = policy.preimage(flat(data.get((GROUP, "action"))))
+        return cls(observation=observation, action_preimage=preimage.value, action_log_det=preimage.log_det,
+                   log_prob=policy.log_prob(observation, preimage) if log_prob is None else flat(log_prob),
+                   advantage=flat(data.get("advantage")), value_target=flat(data.get("value_target")))
 
     def __len__(self) -> int:
         return self.observation.shape[0]
@@ -65,22 +71,23 @@ class PPOLosses:
 class PPOObjective:
     """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + Monte-Carlo entropy bonus (one sample)."""
 
-    def __init__(self, policy: TensorPolicy, critic_network: torch.nn.Module, *, clip_epsilon: float,
+    def __init__(self, policy: TensorPolicy, critic: TensorCritic, *, clip_epsilon: float,
                  entropy_coeff: float) -> None:
-        self.policy, self.critic_network = policy, critic_network
+        self.policy, self.critic = policy, critic
         epsilon = torch.tensor(clip_epsilon)  # float32 bounds, as ClipPPOLoss computes them
         self.log_ratio_bounds = ((-epsilon).log1p().item(), epsilon.log1p().item())
         self.entropy_coeff = entropy_coeff
 
     def __call__(self, batch: PPOBatch) -> PPOLosses:
-        distribution = self.policy.distribution(batch.observation)
-        log_ratio = (distribution.log_prob(batch.action) - batch.log_prob).unsqueeze(-1)
+        loc, scale = self.policy.loc_scale(batch.observation)
+        squash = self.policy.squash
+        log_prob = squash.log_prob(loc, scale, ActionPreimage(batch.action_preimage, batch.action_log_det))
+        log_ratio = (log_prob - batch.log_prob).unsqueeze(-1)
         gain = torch.minimum(log_ratio.exp() * batch.advantage,
                              log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage)
         # TanhNormal has no closed-form entropy: ClipPPOLoss estimates it from one reparameterised sample.
-        _, sample_log_prob = distribution.rsample_and_log_prob((1,))
-        entropy = -sample_log_prob.mean(0)
-        value = self.critic_network(batch.observation)
+        entropy = -squash.rsample_log_prob(loc, scale)
+        value = self.critic(batch.observation)
         critic_loss = torch.nn.functional.smooth_l1_loss(batch.value_target, value)
         return PPOLosses(objective=-gain.mean(), critic=critic_loss, entropy_bonus=-self.entropy_coeff * entropy.mean(),
                          entropy=entropy.detach().mean())

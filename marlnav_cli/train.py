@@ -17,9 +17,9 @@ from marlnav_cli.checkpoint import (CRITIC_PREFIX, POLICY_PREFIX, Checkpoint, lo
                                     module_tensors, optimizer_tensors, rng_state)
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, OBSERVATION_KEY, make_env
+from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, make_env
 from marlnav_cli.errors import TrainingDiverged
-from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy
+from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 
@@ -78,7 +78,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         state.history = list(resume.history)
         state.rng_state = rng_state(resume)
     tensor_policy = TensorPolicy(policy)  # one network and action box for collection and the loss
-    objective = PPOObjective(tensor_policy, critic.module, clip_epsilon=config.clip_epsilon,
+    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
                              entropy_coeff=config.entropy_coeff)
     advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
     advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
@@ -98,7 +98,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         _expand_done_to_agents(data, env.reward_key)
         with torch.no_grad():
             advantage_module(data)
-        batch = PPOBatch.from_rollout(data, tensor_policy.log_prob(data.get(OBSERVATION_KEY), data.get(env.action_key)))
+        batch = PPOBatch.from_rollout(data, tensor_policy)
         if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)

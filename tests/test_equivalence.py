@@ -10,14 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 from torchrl.collectors import Collector
+from torchrl.modules import TanhNormal
 from torchrl.objectives import ClipPPOLoss
 
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import GROUP, make_env
-from marlnav_cli.models import STATE_VALUE_KEY, TensorPolicy, build_critic, build_policy
+from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy
 from marlnav_cli.ppo import PPOBatch, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
+from marlnav_cli.tanh_normal import SquashedNormal
 
 CPU = torch.device("cpu")
 # Balance: a random policy drops the package now and then, so some envs end mid-batch and reset alone.
@@ -51,13 +53,15 @@ def test_collection_equals_torchrl_collector_frame_by_frame() -> None:
     for key in COMPARED_KEYS:
         torch.testing.assert_close(ours.get(key), expected.get(key), rtol=0, atol=0, msg=f"{key} differs")
     # Scored once per batch here, per step there (and TorchRL may score the pre-tanh draw): float noise only.
-    torch.testing.assert_close(tensor_policy.log_prob(ours.get((GROUP, "observation")), ours.get((GROUP, "action"))),
+    action_preimage = tensor_policy.preimage(ours.get((GROUP, "action")))
+    torch.testing.assert_close(tensor_policy.log_prob(ours.get((GROUP, "observation")), action_preimage),
                                expected.get((GROUP, "action_log_prob")), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("mappo", [True, False])
-def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool) -> None:
-    config = TrainConfig(frames_per_batch=4 * 40, max_steps=40, num_cells=16, mappo=mappo, entropy_coeff=0.01)
+@pytest.mark.parametrize(("mappo", "shared"), [(True, True), (False, True), (True, False)])
+def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool, shared: bool) -> None:
+    config = TrainConfig(frames_per_batch=4 * 40, max_steps=40, num_cells=16, mappo=mappo, entropy_coeff=0.01,
+                         share_policy=shared, share_critic=shared)
     env, policy = _env_and_policy(config)
     critic = build_critic(env, config, CPU)
     with torch.no_grad():
@@ -79,9 +83,10 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool) -> None:
     expected_total = expected["loss_objective"] + expected["loss_critic"] + expected["loss_entropy"]
     expected_grads = torch.autograd.grad(expected_total, parameters)
 
-    objective = PPOObjective(TensorPolicy(policy), critic.module, clip_epsilon=config.clip_epsilon,
+    tensor_policy = TensorPolicy(policy)
+    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
                              entropy_coeff=config.entropy_coeff)
-    batch = PPOBatch.from_rollout(minibatch, minibatch.get((GROUP, "action_log_prob")))
+    batch = PPOBatch.from_rollout(minibatch, tensor_policy, log_prob=minibatch.get((GROUP, "action_log_prob")))
     torch.manual_seed(1)
     losses = objective(batch)
     grads = torch.autograd.grad(losses.total(), parameters)
@@ -91,3 +96,27 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool) -> None:
         torch.testing.assert_close(ours, expected[theirs], msg=f"{theirs} differs")
     for ours, theirs in zip(grads, expected_grads):
         torch.testing.assert_close(ours, theirs)
+
+
+def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_one() -> None:
+    low, high = torch.tensor([-2.0, 0.5]), torch.tensor([3.0, 0.75])
+    loc = torch.randn(50, 2, requires_grad=True)
+    scale = (torch.rand(50, 2) + 0.1).requires_grad_()
+    reference = TanhNormal(loc, scale, low=low, high=high)
+    squash = SquashedNormal(low, high)
+    action = reference.sample()
+
+    torch.testing.assert_close(squash.log_prob(loc, scale, squash.preimage(action)), reference.log_prob(action),
+                               rtol=1e-4, atol=1e-4)
+    torch.manual_seed(3)
+    _, expected = reference.rsample_and_log_prob()
+    torch.manual_seed(3)
+    ours = squash.rsample_log_prob(loc, scale)
+    torch.testing.assert_close(ours, expected)
+    for mine, theirs in zip(torch.autograd.grad(ours.sum(), (loc, scale)),
+                            torch.autograd.grad(expected.sum(), (loc, scale))):
+        torch.testing.assert_close(mine, theirs)
+    torch.manual_seed(4)
+    drawn = squash.sample(loc, scale)
+    torch.manual_seed(4)
+    torch.testing.assert_close(drawn, reference.sample())
