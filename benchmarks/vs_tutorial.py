@@ -1,7 +1,8 @@
 """marlnav against the tutorial port, side by side in one run: time to quality, and the two floors.
 
-Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--floors-only] [--device cpu] [--eval-episodes 200]
-           [--tutorial ../shared/baseline/tutorial_mappo.py] [--out benchmarks/results/vs_tutorial.json]
+Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--floors-only] [--floor-iterations 8] [--device cpu]
+           [--eval-episodes 200] [--tutorial ../shared/baseline/tutorial_mappo.py]
+           [--out benchmarks/results/vs_tutorial.json]
 
 For each seed it trains the tutorial port (its own script, in a subprocess) and `marlnav train` with
 its defaults, one after the other, and evaluates both the same way: the tutorial port's own evaluation
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from operator import truediv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,12 +93,13 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
             "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
 
 
-def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]:
+def floors_against_marlnav(device: str, iterations: int) -> dict[str, float]:
     """marlnav's collection and update seconds per iteration with `--preset tutorial`, and the two floors.
 
     One process, interleaved: after each marlnav iteration, one floor iteration of each kind runs, so
     the machine's load at any moment weighs on both alike. Each figure is the best of iterations 2..N
-    (the first pays for warm-up).
+    (the first pays for warm-up); the median of the per-iteration ratios (each marlnav iteration over
+    the floor iteration right after it) is given too, as a check on that best-of figure.
     """
     import dataclasses
 
@@ -120,9 +123,14 @@ def floors_against_marlnav(device: str, iterations: int = 5) -> dict[str, float]
 
     config = dataclasses.replace(tutorial, total_frames=iterations * tutorial.frames_per_batch, seed=0)
     history = train(config, torch.device(device), on_iteration=after_marlnav_iteration).history
-    return {"floor_update": min(floor_update_s[1:]), "floor_collect": min(floor_collect_s[1:]),
-            "marlnav_update": min(row["train_s"] for row in history[1:]),
-            "marlnav_collect": min(row["collect_s"] for row in history[1:])}
+    marlnav_update_s = [row["train_s"] for row in history[1:]]
+    marlnav_collect_s = [row["collect_s"] for row in history[1:]]
+    return {
+        "update": {"floor": min(floor_update_s[1:]), "marlnav": min(marlnav_update_s),
+                   "paired_ratio_median": statistics.median(map(truediv, marlnav_update_s, floor_update_s[1:]))},
+        "collect": {"floor": min(floor_collect_s[1:]), "marlnav": min(marlnav_collect_s),
+                    "paired_ratio_median": statistics.median(map(truediv, marlnav_collect_s, floor_collect_s[1:]))},
+    }
 
 
 def mean(values: list[float]) -> float:
@@ -137,6 +145,8 @@ def main() -> None:
     parser.add_argument("--tutorial", type=Path, default=DEFAULT_TUTORIAL)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "vs_tutorial.json")
     parser.add_argument("--floors-only", action="store_true", help="skip the training runs; measure the floors only")
+    parser.add_argument("--floor-iterations", type=int, default=8,
+                        help="marlnav iterations (each followed by one of each floor) for the floor comparison")
     parser.add_argument("--marlnav-args", default="", help="extra options for marlnav train, e.g. '--frames 90000'")
     args = parser.parse_args()
 
@@ -147,9 +157,7 @@ def main() -> None:
         print(f"seed {seed} tutorial: {json.dumps(runs['tutorial'][-1])}", flush=True)
         runs["marlnav"].append(run_marlnav(seed, args.device, args.eval_episodes, folder, args.marlnav_args.split()))
         print(f"seed {seed} marlnav:  {json.dumps(runs['marlnav'][-1])}", flush=True)
-    phases = floors_against_marlnav(args.device)
-    floor_update, floor_collect = phases["floor_update"], phases["floor_collect"]
-    marlnav_collect, marlnav_update = phases["marlnav_collect"], phases["marlnav_update"]
+    phases = floors_against_marlnav(args.device, args.floor_iterations)
 
     rows = []
 
@@ -167,12 +175,9 @@ def main() -> None:
         ("eval mean length", lambda r: r["eval"]["mean_length"], "lower"),
     ):
         row(name, mean([get(r) for r in runs["tutorial"]]), mean([get(r) for r in runs["marlnav"]]), better)
-    floors = [
-        {"figure": "update phase per iteration, tutorial hyperparameters (s)", "floor": floor_update,
-         "marlnav": marlnav_update, "ratio": marlnav_update / floor_update},
-        {"figure": "collection of 6000 frames, 60 envs (s)", "floor": floor_collect,
-         "marlnav": marlnav_collect, "ratio": marlnav_collect / floor_collect},
-    ]
+    floors = [{"figure": figure, **phases[phase], "ratio": phases[phase]["marlnav"] / phases[phase]["floor"]}
+              for figure, phase in (("update phase per iteration, tutorial hyperparameters (s)", "update"),
+                                    ("collection of 6000 frames, 60 envs (s)", "collect"))]
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
               f"{args.device}", "torch": torch.__version__, "seeds": args.seeds, "eval_episodes": args.eval_episodes,
               "marlnav_args": args.marlnav_args, "table": rows, "floors": floors, "runs": runs}
@@ -183,9 +188,10 @@ def main() -> None:
     print(f"{'figure':<28}{'tutorial':>10}{'marlnav':>10}{'ratio':>8}")
     for entry in rows:
         print(f"{entry['figure']:<28}{entry['tutorial']:>10.3f}{entry['marlnav']:>10.3f}{entry['ratio']:>8.2f}")
-    print(f"\n{'floor':<58}{'floor':>8}{'marlnav':>9}{'ratio':>7}")
+    print(f"\n{'floor (best of iterations 2..N)':<58}{'floor':>8}{'marlnav':>9}{'ratio':>7}{'paired median':>15}")
     for entry in floors:
-        print(f"{entry['figure']:<58}{entry['floor']:>8.2f}{entry['marlnav']:>9.2f}{entry['ratio']:>7.2f}")
+        print(f"{entry['figure']:<58}{entry['floor']:>8.2f}{entry['marlnav']:>9.2f}{entry['ratio']:>7.2f}"
+              f"{entry['paired_ratio_median']:>15.2f}")
     print(f"\nwritten to {args.out}")
 
 

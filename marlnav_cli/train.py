@@ -69,7 +69,8 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     policy = build_policy(env, config, device)
     critic = build_critic(env, config, device)
     parameters = [*policy.parameters(), *critic.parameters()]  # the order ClipPPOLoss gave, so old checkpoints resume
-    optimiser = torch.optim.Adam(parameters, lr=config.lr)
+    # Fused Adam: one kernel over all parameters instead of a loop of small ops per tensor (see README).
+    optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=device.type in ("cpu", "cuda"))
     state = TrainState(config=config, policy=policy, critic=critic, optimiser=optimiser)
     if resume is not None:
         load_weights(policy, resume, POLICY_PREFIX)
