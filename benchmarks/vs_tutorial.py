@@ -127,9 +127,11 @@ def floors_against_marlnav(device: str, iterations: int) -> dict[str, float]:
     marlnav_collect_s = [row["collect_s"] for row in history[1:]]
     return {
         "update": {"floor": min(floor_update_s[1:]), "marlnav": min(marlnav_update_s),
-                   "paired_ratio_median": statistics.median(map(truediv, marlnav_update_s, floor_update_s[1:]))},
+                   "paired_ratio_median": statistics.median(map(truediv, marlnav_update_s, floor_update_s[1:])),
+                   "floor_s": floor_update_s, "marlnav_s": [row["train_s"] for row in history]},
         "collect": {"floor": min(floor_collect_s[1:]), "marlnav": min(marlnav_collect_s),
-                    "paired_ratio_median": statistics.median(map(truediv, marlnav_collect_s, floor_collect_s[1:]))},
+                    "paired_ratio_median": statistics.median(map(truediv, marlnav_collect_s, floor_collect_s[1:])),
+                    "floor_s": floor_collect_s, "marlnav_s": [row["collect_s"] for row in history]},
     }
 
 

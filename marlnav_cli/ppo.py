@@ -1,9 +1,11 @@
 """PPO's clipped loss on flat tensors: the terms of TorchRL's ClipPPOLoss, without its per-call TensorDicts.
 
 Why not ClipPPOLoss itself: at the tutorial's hyperparameters (450 minibatches of 400 per iteration)
-its per-call TensorDict work made the update phase 1.84x the plain-torch floor; with this loss (and the
-policy's stateful net, models.TensorPolicy) it is 1.03x (benchmarks/vs_tutorial.py; per minibatch,
-benchmarks/hot_paths.py: 10-18% faster). The distribution is still TorchRL's TanhNormal;
+its per-call TensorDict work, TanhNormal's construction and MultiAgentMLP's parameter swap made the
+update phase 1.84x the plain-torch floor, and ClipPPOLoss alone is 1.4-1.5x this loss per minibatch
+(benchmarks/hot_paths.py). Here the batch is flattened once, minibatches are slices of one permutation
+per epoch, the TanhNormal's arithmetic runs on plain tensors with the actions' part computed once per
+batch (tanh_normal.py), and both nets run as stateful nets (models.TensorPolicy, models.TensorCritic).
 tests/test_equivalence.py checks every term and every gradient against ClipPPOLoss on the same batch.
 """
 
