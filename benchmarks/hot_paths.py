@@ -8,7 +8,8 @@ Usage: python benchmarks/hot_paths.py [--device cpu] [--repeats 7] [--preset tut
     and marlnav's ExperienceCollector;
   - one PPO minibatch update (forward, backward, grad clipping, Adam step): the plain-torch floor (the
     same nets and minibatch size, see UpdateFloor), TorchRL's ClipPPOLoss on a TensorDict minibatch, and
-    marlnav's PPOObjective on flat tensors.
+    marlnav's PPOObjective on flat tensors; these three with torch's default Adam, then PPOObjective with
+    the fused Adam that training uses.
 Each figure is the minimum over --repeats rounds, the variants taking turns in every round, so the
 machine's load hits all of them alike. tests/test_equivalence.py checks that both paths give the same
 numbers as the TorchRL components. Not a test: nothing here asserts a time.
@@ -173,21 +174,25 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
             start = (step % config.minibatches_per_epoch) * config.minibatch_size
             update(order[start:start + config.minibatch_size])
 
-    def step(total: torch.Tensor) -> None:
+    fused_optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # as train.py steps
+
+    def step(total: torch.Tensor, adam: torch.optim.Optimizer = optimiser) -> None:
         total.backward()
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-        optimiser.step()
-        optimiser.zero_grad(set_to_none=True)
+        adam.step()
+        adam.zero_grad(set_to_none=True)
 
     def clip_ppo_loss(index: torch.Tensor) -> None:
         losses = reference(tensordict_batch[index])
         step(losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"])
 
-    timings = fastest({"plain torch (floor)": lambda: minibatches(floor.update),
-                       "TorchRL ClipPPOLoss": lambda: minibatches(clip_ppo_loss),
-                       "marlnav PPOObjective": lambda: minibatches(lambda index: step(objective(flat_batch[index])
-                                                                                      .total()))},
-                      repeats, device)
+    timings = fastest({
+        "plain torch (floor)": lambda: minibatches(floor.update),
+        "TorchRL ClipPPOLoss": lambda: minibatches(clip_ppo_loss),
+        "marlnav PPOObjective": lambda: minibatches(lambda index: step(objective(flat_batch[index]).total())),
+        "marlnav PPOObjective, fused Adam": lambda: minibatches(
+            lambda index: step(objective(flat_batch[index]).total(), fused_optimiser)),
+    }, repeats, device)
     return {name: seconds / steps for name, seconds in timings.items()}
 
 
