@@ -99,6 +99,7 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool, shared: 
 
 
 def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_one() -> None:
+    torch.manual_seed(0)
     low, high = torch.tensor([-2.0, 0.5]), torch.tensor([3.0, 0.75])
     loc = torch.randn(50, 2, requires_grad=True)
     scale = (torch.rand(50, 2) + 0.1).requires_grad_()
