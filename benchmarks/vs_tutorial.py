@@ -93,7 +93,7 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
             "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
 
 
-def floors_against_marlnav(device: str, iterations: int) -> dict[str, float]:
+def floors_against_marlnav(device: str, iterations: int) -> dict[str, dict]:
     """marlnav's collection and update seconds per iteration with `--preset tutorial`, and the two floors.
 
     One process, interleaved: after each marlnav iteration, one floor iteration of each kind runs, so
