@@ -5,7 +5,7 @@ Usage: python benchmarks/hot_paths.py [--device cpu] [--repeats 7] [--preset tut
 
   - collection of one batch (6000 frames, 60 envs at the tutorial's settings): raw VMAS stepping with
     random actions (the floor), TorchRL's Collector over VmasEnv + RewardSum (what marlnav used before),
-    and marlnav's ExperienceCollector;
+    marlnav's ExperienceCollector, and the same with the floor's random actions in the policy's place;
   - one PPO minibatch update (forward, backward, grad clipping, Adam step): the plain-torch floor (the
     same nets and minibatch size, see UpdateFloor), TorchRL's ClipPPOLoss on a TensorDict minibatch, and
     marlnav's PPOObjective on flat tensors; these three with torch's default Adam, then PPOObjective with
@@ -128,6 +128,16 @@ class UpdateFloor:
         return time.perf_counter() - started
 
 
+class UniformActions:
+    """Stands in for models.TensorPolicy in the collector: uniform actions in [-1, 1], as the floor draws."""
+
+    def __init__(self, action_size: int) -> None:
+        self.action_size = action_size
+
+    def sample(self, observation: torch.Tensor) -> torch.Tensor:
+        return torch.rand(*observation.shape[:-1], self.action_size, device=observation.device) * 2 - 1
+
+
 def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
@@ -138,9 +148,12 @@ def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[
                           auto_register_policy_transforms=False)
     batches = iter(collector)
     ours = ExperienceCollector(env, TensorPolicy(policy), steps=config.max_steps)
+    # The floor's random actions in the policy's place: what the collection loop costs beyond the policy.
+    ours_random = ExperienceCollector(env, UniformActions(floor.action_size), steps=config.max_steps)
     timings = fastest({"raw VMAS, random actions (floor)": floor.step_one_batch,
                        "TorchRL Collector": lambda: next(batches),
-                       "marlnav ExperienceCollector": ours.collect}, repeats, device)
+                       "marlnav ExperienceCollector": ours.collect,
+                       "marlnav ExperienceCollector, random actions": ours_random.collect}, repeats, device)
     collector.shutdown()
     return timings
 
@@ -209,7 +222,7 @@ def print_report(report: dict) -> None:
         first = next(iter(rows.values()))
         print(f"\n{figure.split('_')[0]} ({unit}, preset {report['preset']}):")
         for name, seconds in rows.items():
-            print(f"  {name:<36}{seconds * scale:>8.3f}{seconds / first:>7.2f}x")
+            print(f"  {name:<44}{seconds * scale:>8.3f}{seconds / first:>7.2f}x")
 
 
 def main() -> None:

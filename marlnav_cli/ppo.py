@@ -2,7 +2,7 @@
 
 Why not ClipPPOLoss itself: at the tutorial's hyperparameters (450 minibatches of 400 per iteration)
 its per-call TensorDict work, TanhNormal's construction and MultiAgentMLP's parameter swap made the
-update phase 1.84x the plain-torch floor, and ClipPPOLoss alone is 1.3-1.5x this loss per minibatch
+update phase 1.84x the plain-torch floor, and ClipPPOLoss alone is 1.2-1.5x this loss per minibatch
 (benchmarks/hot_paths.py). Here the batch is flattened once, minibatches are slices of one permutation
 per epoch, the TanhNormal's arithmetic runs on plain tensors with the actions' part computed once per
 batch (tanh_normal.py), and both nets run as stateful nets (models.TensorPolicy, models.TensorCritic).
