@@ -293,4 +293,3 @@ def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> N
         axis.fill_between(frames, mean - half_width, mean + half_width, alpha=0.2)
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Sweep: mean over seeds, 95% band")
     save_figure(figure, [axis], path)
-
