@@ -36,6 +36,7 @@ class Checkpoint:
     summary: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     marlnav_version: str = ""
+    groups: dict[str, list[str]] | None = None  # None in checkpoints written before agent groups existed
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
@@ -45,6 +46,12 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} holds only the policy (exported); resume from the run's own "
                                   "policy.safetensors")
 
+    def check_groups(self, built: dict[str, list[str]]) -> None:
+        """Refuse when the env rebuilt from the config groups its agents differently (another VMAS)."""
+        if self.groups is not None and self.groups != built:
+            raise CheckpointError(f"{self.path} was trained with agent groups {self.groups}, but this VMAS builds "
+                                  f"{built} from its config")
+
     def check_matches(self, *, scenario: str | None = None, n_agents: int | None = None) -> None:
         """Refuse when the caller asks for a task this checkpoint was not trained on."""
         if scenario is not None and scenario != self.config.scenario:
@@ -53,6 +60,14 @@ class Checkpoint:
         if n_agents is not None and n_agents != self.config.n_agents:
             raise CheckpointError(f"{self.path} was trained with {self.config.n_agents} agents, "
                                   f"not {n_agents}")
+
+
+def weight_prefixes(groups: list[str]) -> dict[str, tuple[str, str]]:
+    """Group -> (policy prefix, critic prefix). One group keeps the bare prefixes it had before groups
+    existed, so older checkpoints load; several get one prefix per group ("policy.adversary.")."""
+    if len(groups) == 1:
+        return {groups[0]: (POLICY_PREFIX, CRITIC_PREFIX)}
+    return {group: (f"{POLICY_PREFIX}{group}.", f"{CRITIC_PREFIX}{group}.") for group in groups}
 
 
 def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -65,14 +80,16 @@ def optimizer_tensors(optimiser: torch.optim.Optimizer) -> dict[str, torch.Tenso
             for index, values in optimiser.state_dict()["state"].items() for name, value in values.items()}
 
 
-def save_checkpoint(path: Path, config: TrainConfig, tensors: dict[str, torch.Tensor], summary: dict[str, Any],
-                    history: list[dict[str, Any]] | None = None) -> None:
-    """Write the tensors, the config, the summary and (for resume) the metrics history, atomically."""
+def save_checkpoint(path: Path, config: TrainConfig, groups: dict[str, list[str]] | None, tensors: dict[str, torch.Tensor],
+                    summary: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+    """Write the tensors, the config, the agent groups, the summary and (for resume) the metrics history,
+    atomically."""
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "marlnav_version": __version__,
         "config": config.to_json(),
+        "groups": json.dumps(groups),
         "summary": json.dumps(summary, sort_keys=True),
         "history": json.dumps(history or []),
     }
@@ -111,10 +128,14 @@ def read_checkpoint(path: Path) -> Checkpoint:
         config = TrainConfig.from_json(metadata.get("config", "")).validate()
         summary = json.loads(metadata.get("summary", "{}"))
         history = json.loads(metadata.get("history", "[]"))
+        groups = json.loads(metadata["groups"]) if "groups" in metadata else None
     except (ConfigError, TypeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} holds an invalid config: {error}") from None
+    if groups is not None and not (isinstance(groups, dict) and all(
+            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values())):
+        raise CheckpointError(f"{path} holds an invalid agent-group layout")
     return Checkpoint(path=path, config=config, tensors=tensors, summary=summary, history=history,
-                      marlnav_version=metadata.get("marlnav_version", ""))
+                      marlnav_version=metadata.get("marlnav_version", ""), groups=groups)
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
@@ -159,4 +180,4 @@ def export_policy(checkpoint: Checkpoint, out: Path) -> None:
         raise CheckpointError(f"output {out} must end in .safetensors")
     summary = {**checkpoint.summary, "policy_only": True}
     policy = {name: tensor for name, tensor in checkpoint.tensors.items() if name.startswith(POLICY_PREFIX)}
-    save_checkpoint(out, checkpoint.config, policy, summary, checkpoint.history)
+    save_checkpoint(out, checkpoint.config, checkpoint.groups, policy, summary, checkpoint.history)

@@ -35,7 +35,10 @@ DEFAULTS = TrainConfig()
 
 # --- options shared by several commands ------------------------------------------------------
 Scenario = Annotated[str, typer.Option(help="VMAS scenario name (see VMAS's scenario list).")]
-NAgents = Annotated[int, typer.Option(help="Number of agents.")]
+NAgents = Annotated[int | None, typer.Option(
+    help="Number of agents, for scenarios that take it (default: 3, or the scenario's own team).",
+    show_default=False)]
+Discrete = Annotated[bool, typer.Option("--discrete", help="Discrete actions (VMAS's continuous_actions=False).")]
 MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.")]
 Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).")]
 Device = Annotated[str, typer.Option(help="auto (cuda if available, else cpu), cpu, or cuda[:N].")]
@@ -82,12 +85,14 @@ def train(
                                                "--anneal-lr/--constant-lr")] = None,
     depth: Annotated[int | None, _setting("Hidden layers of policy and critic.", "depth")] = None,
     num_cells: Annotated[int | None, _setting("Units per hidden layer.", "num_cells")] = None,
-    mappo: Annotated[bool | None, _setting("Centralised critic (MAPPO) or local (IPPO).", "mappo",
+    mappo: Annotated[bool | None, _setting("Centralised critic over the agent's group (MAPPO) or local (IPPO).", "mappo",
                                            "--mappo/--ippo")] = None,
     share_policy: Annotated[bool | None, _setting("One policy network for all agents.", "share_policy",
                                                   "--share-policy/--no-share-policy")] = None,
     share_critic: Annotated[bool | None, _setting("One critic network for all agents.", "share_critic",
                                                   "--share-critic/--no-share-critic")] = None,
+    discrete: Annotated[bool | None, _setting("Discrete actions (a categorical policy) or continuous ones.",
+                                              "discrete", "--discrete/--continuous")] = None,
     seed: Annotated[int | None, _setting("Random seed (torch and VMAS).", "seed")] = None,
     scenario_arg: ScenarioArgs = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings (a run's config.toml "
@@ -116,7 +121,7 @@ def train(
                "max_steps": max_steps, "num_epochs": epochs, "minibatch_size": minibatch_size, "lr": lr,
                "max_grad_norm": max_grad_norm, "clip_epsilon": clip_epsilon, "gamma": gamma, "lmbda": lmbda,
                "entropy_coeff": entropy_coeff, "anneal_lr": anneal_lr, "depth": depth, "num_cells": num_cells, "mappo": mappo,
-               "share_policy": share_policy, "share_critic": share_critic, "seed": seed}
+               "share_policy": share_policy, "share_critic": share_critic, "discrete": discrete, "seed": seed}
     given = {name: value for name, value in options.items() if value is not None}
     if scenario_arg:
         given["scenario_args"] = parse_scenario_args(scenario_arg)
@@ -167,23 +172,26 @@ def train(
                                      "  marlnav inspect-specs --scenario balance --n-agents 4 --json")
 def inspect_specs(
     scenario: Scenario = DEFAULTS.scenario,
-    n_agents: NAgents = DEFAULTS.n_agents,
+    n_agents: NAgents = None,
     num_envs: NumEnvs = DEFAULTS.num_envs,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
     seed: Seed = DEFAULTS.seed,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
-    """Print the env's action, reward, done and observation specs and keys, and run check_env_specs."""
+    """Print the env's agent groups, action, reward, done and observation specs and keys, and run check_env_specs."""
     from marlnav_cli.experiment import inspect_env
 
-    config = _env_config(scenario, n_agents, max_steps, seed, scenario_arg)
+    config = _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
     description = inspect_env(config, num_envs=num_envs, device_name=device)
     if as_json:
         console.print_json(json.dumps(description))
         return
-    tree = Tree(f"[bold]{escape(scenario)}[/]: {num_envs} envs, {n_agents} agents, batch size {description['batch_size']}")
+    groups = ", ".join(f"{name} x{len(agents)}" for name, agents in description["groups"].items())
+    tree = Tree(f"[bold]{escape(scenario)}[/]: {num_envs} envs, {description['n_agents']} agents (groups: "
+                f"{escape(groups)}), batch size {description['batch_size']}")
     for section in ("action_spec", "reward_spec", "done_spec", "observation_spec"):
         _add_spec(tree.add(f"[bold]{section}[/]"), description[section])
     for section in ("action_keys", "reward_keys", "done_keys"):
@@ -192,11 +200,12 @@ def inspect_specs(
     console.print("[green]check_env_specs passed[/]")
 
 
-def _env_config(scenario: str, n_agents: int, max_steps: int, seed: int, scenario_arg: list[str] | None) -> TrainConfig:
-    """The env part of a config, for commands that build an env but train nothing."""
-    return TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed,
-                       frames_per_batch=max_steps, minibatch_size=max_steps,
-                       scenario_args=parse_scenario_args(scenario_arg or []))
+def _env_config(scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool,
+                scenario_arg: list[str] | None) -> TrainConfig:
+    from marlnav_cli.experiment import env_config
+
+    return env_config(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed, discrete=discrete,
+                      scenario_args=parse_scenario_args(scenario_arg or []))
 
 
 def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
@@ -215,9 +224,10 @@ def rollout(
     checkpoint: Annotated[Path | None, typer.Option(help="Act with this checkpoint's policy instead of random actions.",
                                                     show_default=False)] = None,
     scenario: Scenario = DEFAULTS.scenario,
-    n_agents: NAgents = DEFAULTS.n_agents,
+    n_agents: NAgents = None,
     num_envs: NumEnvs = DEFAULTS.num_envs,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
     seed: Seed = DEFAULTS.seed,
     device: Device = "auto",
@@ -226,7 +236,7 @@ def rollout(
     """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
     from marlnav_cli.experiment import rollout_summary
 
-    config = _env_config(scenario, n_agents, max_steps, seed, scenario_arg)
+    config = None if checkpoint is not None else _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
     summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
         console.print_json(json.dumps(summary))
@@ -238,7 +248,7 @@ def rollout(
     for leaf in summary["keys"]:
         table.add_row(escape(".".join(leaf["key"])), str(tuple(leaf["shape"])), leaf["dtype"])
     console.print(table)
-    rewards = ", ".join(f"agent {i}: {r:.3f}" for i, r in enumerate(summary["reward_per_agent"]))
+    rewards = ", ".join(f"{escape(name)}: {r:.3f}" for name, r in summary["reward_per_agent"].items())
     console.print(f"reward over {steps} steps (mean over envs): {rewards}")
 
 
@@ -269,15 +279,47 @@ def evaluate(
     table.add_column("metric")
     table.add_column("policy (deterministic)", justify="right")
     table.add_column("random actions", justify="right")
-    for label, key in (("mean episode reward", "mean_reward"), ("std episode reward", "std_reward"),
-                       ("success rate", "success_rate"), ("collisions per episode", "mean_collisions"),
-                       ("mean episode length", "mean_length")):
-        table.add_row(label, _number(results["policy"][key]), _number(results["random"][key]))
+    for label, figure in _evaluation_rows(results):
+        table.add_row(escape(label), figure(results["policy"]), figure(results["random"]))
     console.print(table)
+    console.print(_episode_end_note(results))
 
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _evaluation_rows(results: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Table rows: a label and how to read its figure from one side's results."""
+    groups = list(results["policy"]["groups"])
+    rows: list[tuple[str, Any]] = []
+    if len(groups) == 1:
+        rows += [("mean episode reward", lambda side: _number(side["mean_reward"])),
+                 ("std episode reward", lambda side: _number(side["std_reward"]))]
+    else:
+        rows += [(f"mean episode reward, {group}", lambda side, g=group: _number(side["groups"][g]["mean_reward"]))
+                 for group in groups]
+    rows += [("success rate", lambda side: _number(side["success_rate"]))]
+    if results["episode_end"] in ("goal or failure", "failure"):
+        rows += [(f"ended early ({results['episode_end_means']})", lambda side: _number(side["ended_early_rate"]))]
+    rows += [("collisions per episode", lambda side: _number(side["mean_collisions"])),
+             ("mean episode length", lambda side: _number(side["mean_length"]))]
+    return rows
+
+
+def _episode_end_note(results: dict[str, Any]) -> str:
+    end, means = results["episode_end"], results["episode_end_means"]
+    if end == "success":
+        return f"success: the episode ended before the step limit ({means})"
+    if end == "never":
+        return "success rate n/a: this scenario never ends before the step limit, so it defines no success"
+    return f"success rate n/a: this scenario's episodes end on {means}, so an early end is not success"
+
+
+def _number(value: float | str | None, digits: int = 3) -> str:
+    return "n/a" if value in (None, "") else f"{float(value):.{digits}f}"
+
+
+def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
+    if f"{metric}_ci_low" not in entry:
+        return "n/a"
+    return f"[{entry[f'{metric}_ci_low']:.{digits}f}, {entry[f'{metric}_ci_high']:.{digits}f}]"
 
 
 @app.command(epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
@@ -290,8 +332,9 @@ def render(
     episodes: Annotated[int, typer.Option(help="Episodes to render one after another.")] = 1,
     random: Annotated[bool, typer.Option("--random", help="Random actions instead of a trained policy.")] = False,
     scenario: Scenario = DEFAULTS.scenario,
-    n_agents: NAgents = DEFAULTS.n_agents,
+    n_agents: NAgents = None,
     max_steps: MaxSteps = DEFAULTS.max_steps,
+    discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
     seed: Annotated[int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).",
                                              show_default=False)] = None,
@@ -306,7 +349,7 @@ def render(
         raise MarlnavError("give CHECKPOINT and OUT.gif" if not random else
                            "with --random give only OUT.gif (the scenario comes from the options)")
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
-    config = _env_config(scenario, n_agents, max_steps, seed or 0, scenario_arg)
+    config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
         result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
                             device_name=device)
@@ -388,7 +431,7 @@ def sweep(
     err_console.print(f"sweep folder: {escape(str(folder))} ({len(trials)} trials)")
 
     def on_result(row: dict[str, Any], done: int, total: int) -> None:
-        detail = (f"reward {float(row['eval_mean_reward']):.3f}, success {float(row['eval_success_rate']):.2f}"
+        detail = (f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
                   if row["status"] == "ok" else f"failed: {row['error']}")
         err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
 
@@ -407,14 +450,10 @@ def sweep(
                    "success 95% CI"):
         table.add_column(column, justify="left" if column == "config" else "right")
     for entry in summary:
-        if "eval_mean_reward_mean" not in entry:
-            table.add_row(escape(entry["config"]), f"0 ok, {entry['seeds_failed']} failed", "-", "-", "-", "-", "-")
-            continue
-        table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed",
-                      f"{entry['eval_mean_reward_mean']:.3f}",
-                      f"[{entry['eval_mean_reward_ci_low']:.3f}, {entry['eval_mean_reward_ci_high']:.3f}]",
-                      f"{entry['eval_mean_reward_iqm']:.3f}", f"{entry['eval_success_rate_mean']:.2f}",
-                      f"[{entry['eval_success_rate_ci_low']:.2f}, {entry['eval_success_rate_ci_high']:.2f}]")
+        figures = [_number(entry.get("eval_mean_reward_mean")), _interval(entry, "eval_mean_reward", 3),
+                   _number(entry.get("eval_mean_reward_iqm")), _number(entry.get("eval_success_rate_mean"), 2),
+                   _interval(entry, "eval_success_rate", 2)]
+        table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed", *figures)
     console.print(table)
     console.print(f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
                   f"curves: {escape(str(folder / 'curves.png'))}")

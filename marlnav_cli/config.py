@@ -41,6 +41,7 @@ class TrainConfig:
     mappo: bool = True
     share_policy: bool = True
     share_critic: bool = True
+    discrete: bool = False
     seed: int = 0
     scenario_args: dict[str, Any] = field(default_factory=dict)
 

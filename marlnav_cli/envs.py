@@ -4,24 +4,52 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torchrl.data import Composite, TensorSpec
 from torchrl.envs import RewardSum, TransformedEnv
 from torchrl.envs.libs.vmas import VmasEnv
-from torchrl.envs.utils import MarlGroupMapType
 
 from marlnav_cli.config import TrainConfig, check_scenario
 from marlnav_cli.errors import ConfigError
+from marlnav_cli.scenarios import team_size_hint
 
-GROUP = "agents"
-OBSERVATION_KEY = (GROUP, "observation")
-EPISODE_REWARD_KEY = (GROUP, "episode_reward")
 _UNBOUNDED = 1e30  # specs mark unbounded entries with the float32 extremes
 
 # torchrl logs "check_env_specs succeeded!" at INFO; marlnav reports the result itself.
 logging.getLogger("torchrl").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """Agents that share a policy and a critic: TorchRL's group of agents named "<group>_<k>".
+
+    A scenario whose agents all share one name prefix has a single group, "agents", as in the tutorial.
+    """
+
+    name: str
+    agent_names: tuple[str, ...]
+    agent_indices: tuple[int, ...]  # positions in VMAS's agent list, which steps take actions in
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agent_names)
+
+    def key(self, *leaf: str) -> tuple[str, ...]:
+        return (self.name, *leaf)
+
+
+def agent_groups(env: TransformedEnv | VmasEnv) -> list[AgentGroup]:
+    base = env.base_env if isinstance(env, TransformedEnv) else env
+    return [AgentGroup(name, tuple(names), tuple(base.agent_names_to_indices_map[n] for n in names))
+            for name, names in base.group_map.items()]
+
+
+def group_layout(env: TransformedEnv) -> dict[str, list[str]]:
+    """Group name -> agent names: stored in checkpoints to check that a rebuilt env matches."""
+    return {group.name: list(group.agent_names) for group in agent_groups(env)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,7 +69,7 @@ def resolve_device(name: str) -> torch.device:
 
 def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device,
              step_limit: bool = True) -> TransformedEnv:
-    """The tutorial's env: continuous-action VMAS with all agents in one group, plus RewardSum.
+    """VMAS with its agents in TorchRL's groups (by name prefix), plus RewardSum per group.
 
     Without `step_limit`, VMAS never ends an episode at config.max_steps, so a done means the task
     itself ended; evaluation uses this to tell success from running out of time.
@@ -50,19 +78,54 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         base = _build_vmas(config, num_envs=num_envs, seed=seed, device=device, step_limit=step_limit)
-    # VMAS only warns about kwargs a scenario ignores; a user's typo must not pass silently.
-    # (n_agents is checked below: some scenarios fix their agent count.)
-    ignored = " ".join(str(w.message) for w in caught if "not used by the scenario" in str(w.message))
-    unused = [key for key in config.scenario_args if f"'{key}'" in ignored]
+    unused = _unused_arguments(caught, config.scenario_args)
     if unused:
         raise ConfigError(f"scenario {config.scenario!r} takes no argument {', '.join(unused)}")
     if base.n_agents != config.n_agents:
-        raise ConfigError(f"scenario {config.scenario!r} has {base.n_agents} agents, not "
-                          f"{config.n_agents}; pass --n-agents {base.n_agents}")
-    if base.het_specs:
-        raise ConfigError(f"scenario {config.scenario!r} gives agents observations of different "
-                          "sizes, which a shared multi-agent MLP cannot take")
-    return TransformedEnv(base, RewardSum(in_keys=[base.reward_key], out_keys=[EPISODE_REWARD_KEY]))
+        raise ConfigError(f"{team_size_hint(config.scenario, base.n_agents)}, not --n-agents {config.n_agents}"
+                          if _ignores_n_agents(caught) else
+                          f"scenario {config.scenario!r} built {base.n_agents} agents, not {config.n_agents}")
+    for group, het in base.het_specs_map.items():
+        if het:
+            raise ConfigError(f"scenario {config.scenario!r}: agents of group {group!r} differ in observation or "
+                              "action sizes, which one group's network cannot take")
+        if isinstance(base.observation_spec[group, "observation"], Composite):
+            raise ConfigError(f"scenario {config.scenario!r} gives group {group!r} dictionary observations; "
+                              "marlnav's networks take flat observation vectors")
+    reward_keys = [group.key("reward") for group in agent_groups(base)]
+    return TransformedEnv(base, RewardSum(in_keys=reward_keys, out_keys=[(key[0], "episode_reward") for key in reward_keys],
+                                          reset_keys=["_reset"] * len(reward_keys)))
+
+
+def fixed_team_size(config: TrainConfig) -> int | None:
+    """The team size of a scenario that ignores n_agents (None when n_agents sets it)."""
+    import vmas
+
+    check_scenario(config.scenario)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            world = vmas.make_env(config.scenario, num_envs=1, device="cpu", continuous_actions=True,
+                                  n_agents=config.n_agents, **config.scenario_args)
+        except (AssertionError, TypeError, ValueError, KeyError) as error:
+            raise _refused(config, error) from None
+    return world.n_agents if _ignores_n_agents(caught) else None
+
+
+def _unused_arguments(caught: list[warnings.WarningMessage], scenario_args: dict[str, Any]) -> list[str]:
+    # VMAS only warns about kwargs a scenario ignores; a user's typo must not pass silently.
+    ignored = " ".join(str(w.message) for w in caught if "not used by the scenario" in str(w.message))
+    return [key for key in scenario_args if f"'{key}'" in ignored]
+
+
+def _ignores_n_agents(caught: list[warnings.WarningMessage]) -> bool:
+    return bool(_unused_arguments(caught, {"n_agents": None}))
+
+
+def _refused(config: TrainConfig, error: Exception) -> ConfigError:
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return ConfigError(f"scenario {config.scenario!r} refused these settings "
+                       f"(n_agents={config.n_agents}, {config.scenario_args}): {detail}")
 
 
 def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device,
@@ -71,22 +134,24 @@ def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.
         return VmasEnv(
             scenario=config.scenario,
             num_envs=num_envs,
-            continuous_actions=True,
+            continuous_actions=not config.discrete,
             max_steps=config.max_steps if step_limit else None,
             device=device,
             seed=seed,
             n_agents=config.n_agents,
-            group_map=MarlGroupMapType.ALL_IN_ONE_GROUP,
             **config.scenario_args,
         )
     except (AssertionError, TypeError, ValueError, KeyError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"scenario {config.scenario!r} refused these settings "
-                          f"(n_agents={config.n_agents}, {config.scenario_args}): {detail}") from None
+        raise _refused(config, error) from None
 
 
-def observation_size(env: TransformedEnv) -> int:
-    return env.observation_spec[OBSERVATION_KEY].shape[-1]
+def observation_size(env: TransformedEnv, group: AgentGroup) -> int:
+    return env.observation_spec[group.key("observation")].shape[-1]
+
+
+def per_env(value: torch.Tensor, num_envs: int) -> torch.Tensor:
+    """A reward or done as [envs]: VMAS gives [envs] in most scenarios and [envs, 1] in some (wheel)."""
+    return value.reshape(num_envs)
 
 
 def frame_rate(env: TransformedEnv) -> float:
@@ -114,6 +179,7 @@ def describe_env(env: TransformedEnv, scenario: str) -> dict[str, Any]:
         "scenario": scenario,
         "num_envs": env.batch_size[0],
         "n_agents": env.base_env.n_agents,
+        "groups": group_layout(env),
         "batch_size": list(env.batch_size),
         "action_spec": describe_spec(env.full_action_spec),
         "reward_spec": describe_spec(env.full_reward_spec),

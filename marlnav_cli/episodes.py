@@ -9,17 +9,18 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs import TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
-from torchrl.modules import ProbabilisticActor
+from tensordict.nn import TensorDictModuleBase
 
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import GROUP, make_env
+from marlnav_cli.envs import AgentGroup, agent_groups, make_env
+from marlnav_cli.scenarios import EndMeaning, end_meaning
 
 # Seeds for evaluation sit this far from the training seed, so no evaluated episode was trained on.
 EVAL_SEED_OFFSET = 1_000_000
-COLLISION_INFO_KEY = (GROUP, "info", "agent_collisions")
+COLLISIONS_INFO = "agent_collisions"  # navigation's per-agent collision signal, in each group's info
 
 
-def rollout(env: TransformedEnv, policy: ProbabilisticActor | None, steps: int, *,
+def rollout(env: TransformedEnv, policy: TensorDictModuleBase | None, steps: int, *,
             deterministic: bool = True, callback: Any = None, **kwargs: Any) -> TensorDictBase:
     """env.rollout with the policy's mode (deterministic) or random actions when policy is None."""
     exploration = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
@@ -33,49 +34,66 @@ def evaluation_env(config: TrainConfig, episodes: int, seed: int, device: torch.
     return make_env(config, num_envs=episodes, seed=seed, device=device, step_limit=False)
 
 
-def first_episode_stats(data: TensorDictBase, max_steps: int) -> dict[str, torch.Tensor]:
-    """Per env: reward, length, success and collisions of the first episode in a rollout."""
+def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str, torch.Tensor]:
+    """Per env: reward (per agent, over all groups and per group), length, whether the episode ended
+    before the step limit, and collisions (where the scenario reports them) of the first episode."""
     done = data.get(("next", "done")).reshape(data.batch_size)                # [envs, steps]
     steps = done.shape[1]
     ended = done.any(dim=1)
     last_step = torch.where(ended, done.float().argmax(dim=1), torch.full_like(ended, steps - 1, dtype=torch.long))
-    in_episode = torch.arange(steps, device=done.device) <= last_step.unsqueeze(1)  # [envs, steps]
-    reward = data.get(("next", GROUP, "reward")).squeeze(-1)                   # [envs, steps, agents]
+    in_episode = (torch.arange(steps, device=done.device) <= last_step.unsqueeze(1)).unsqueeze(-1)  # [envs, steps, 1]
+    group_rewards = [(data.get(("next", *group.key("reward"))).squeeze(-1) * in_episode).sum(dim=1)
+                     for group in groups]                                      # [envs, agents of the group]
     stats = {
-        "reward": (reward * in_episode.unsqueeze(-1)).sum(dim=1).mean(dim=-1),
+        "reward": torch.cat(group_rewards, dim=-1).mean(dim=-1),
+        **{f"reward/{group.name}": reward.mean(dim=-1) for group, reward in zip(groups, group_rewards)},
         "length": (last_step + 1).float(),
-        "success": (ended & (last_step < max_steps)).float(),
+        "ended": ended.float(),
     }
-    if ("next", *COLLISION_INFO_KEY) in data.keys(include_nested=True):
-        colliding = data.get(("next", *COLLISION_INFO_KEY)).squeeze(-1) < 0    # [envs, steps, agents]
-        stats["collisions"] = (colliding & in_episode.unsqueeze(-1)).sum(dim=(1, 2)).float()
+    colliding = [data.get(("next", *group.key("info", COLLISIONS_INFO))).squeeze(-1) < 0 for group in groups
+                 if ("next", *group.key("info", COLLISIONS_INFO)) in data.keys(include_nested=True)]
+    if colliding:                                                              # [envs, steps, agents]
+        stats["collisions"] = sum((c & in_episode).sum(dim=(1, 2)).float() for c in colliding)
     return stats
 
 
-def summarise(stats: dict[str, torch.Tensor]) -> dict[str, float | None]:
+def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning: EndMeaning) -> dict[str, Any]:
+    """Means over episodes. A success rate only where the scenario's end means success; the share of
+    episodes that ended early wherever the scenario can end at all; None for what does not exist."""
+    def mean_and_std(values: torch.Tensor) -> dict[str, float]:
+        return {"mean_reward": values.mean().item(),
+                "std_reward": values.std().item() if values.numel() > 1 else 0.0}
+
+    ended_rate = stats["ended"].mean().item()
+    one_group = len(groups) == 1
     return {
-        "mean_reward": stats["reward"].mean().item(),
-        "std_reward": stats["reward"].std().item() if stats["reward"].numel() > 1 else 0.0,
-        "success_rate": stats["success"].mean().item(),
+        # Averaged over competing teams a reward means nothing: then only per group.
+        **(mean_and_std(stats["reward"]) if one_group else {"mean_reward": None, "std_reward": None}),
+        "success_rate": ended_rate if meaning.defines_success else None,
+        "ended_early_rate": ended_rate if meaning.can_end else None,
         "mean_collisions": stats["collisions"].mean().item() if "collisions" in stats else None,
         "mean_length": stats["length"].mean().item(),
+        "groups": {group.name: mean_and_std(stats[f"reward/{group.name}"]) for group in groups},
     }
 
 
-def evaluate(config: TrainConfig, policy: ProbabilisticActor, *, episodes: int, seed: int,
+def evaluate(config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int,
              device: torch.device) -> dict[str, Any]:
     """Deterministic policy vs uniform random actions on the same `episodes` starting states."""
-    results: dict[str, Any] = {"episodes": episodes, "seed": seed, "max_steps": config.max_steps}
+    meaning = end_meaning(config.scenario, config.scenario_args)
+    results: dict[str, Any] = {"episodes": episodes, "seed": seed, "max_steps": config.max_steps,
+                               "episode_end": meaning.end.value, "episode_end_means": meaning.what}
     for name, actor in (("policy", policy), ("random", None)):
         torch.manual_seed(seed)
         env = evaluation_env(config, episodes, seed, device)
         data = rollout(env, actor, config.max_steps, break_when_any_done=False)
-        results[name] = summarise(first_episode_stats(data, config.max_steps))
+        groups = agent_groups(env)
+        results[name] = summarise(first_episode_stats(data, groups), groups, meaning)
         env.close()
     return results
 
 
-def render_frames(env: TransformedEnv, policy: ProbabilisticActor | None, *, episodes: int,
+def render_frames(env: TransformedEnv, policy: TensorDictModuleBase | None, *, episodes: int,
                   max_steps: int) -> tuple[list[np.ndarray], list[int]]:
     """Frames of `episodes` consecutive episodes in a single-env `env`, and each episode's length.
 
@@ -97,15 +115,14 @@ def render_frames(env: TransformedEnv, policy: ProbabilisticActor | None, *, epi
     return frames, lengths
 
 
-def describe_rollout(data: TensorDictBase) -> dict[str, Any]:
+def describe_rollout(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str, Any]:
     """Keys, shapes and dtypes of every leaf, the batch size, and each agent's reward total."""
     leaves = []
     for key, value in data.items(include_nested=True, leaves_only=True):
         path = [key] if isinstance(key, str) else list(key)
         leaves.append({"key": path, "shape": list(value.shape), "dtype": str(value.dtype).replace("torch.", "")})
-    rewards = data.get(("next", GROUP, "reward")).squeeze(-1)                 # [envs, steps, agents]
-    return {
-        "batch_size": list(data.batch_size),
-        "keys": leaves,
-        "reward_per_agent": rewards.sum(dim=1).mean(dim=0).tolist(),
-    }
+    reward_per_agent = {}
+    for group in groups:
+        rewards = data.get(("next", *group.key("reward"))).squeeze(-1)       # [envs, steps, agents]
+        reward_per_agent.update(zip(group.agent_names, rewards.sum(dim=1).mean(dim=0).tolist()))
+    return {"batch_size": list(data.batch_size), "keys": leaves, "reward_per_agent": reward_per_agent}

@@ -17,18 +17,18 @@ from typing import Any
 
 import torch
 from torchrl.envs.utils import check_env_specs
-from torchrl.modules import ProbabilisticActor
+from tensordict.nn import TensorDictSequential
 
-from marlnav_cli.checkpoint import POLICY_PREFIX, Checkpoint, load_weights, read_checkpoint, save_checkpoint
+from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
 from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_positive, preset_config
 from marlnav_cli.errors import ConfigError, TrainingDiverged
 from marlnav_cli.display import ensure_display
-from marlnav_cli.envs import describe_env, frame_rate, make_env, resolve_device
+from marlnav_cli.envs import agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env, resolve_device
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.files import ensure_folder, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
-from marlnav_cli.models import build_policy
+from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.train import TrainState, train
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
@@ -70,7 +70,8 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
     different run that merely starts from these weights.
     """
     if resume is None:
-        return dataclasses.replace(preset_config(preset), **overrides).validate()
+        config = dataclasses.replace(preset_config(preset), **overrides).validate()
+        return fit_team_size(config, explicit="n_agents" in overrides)
     resume.check_resumable()
     changed = sorted(name for name, value in overrides.items()
                      if name != "total_frames" and getattr(resume.config, name) != value)
@@ -78,6 +79,24 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
         raise ConfigError(f"--resume continues {resume.path} with its own settings; only --frames may change, "
                           f"not {', '.join(changed)}")
     return dataclasses.replace(resume.config, **overrides).validate()
+
+
+def fit_team_size(config: TrainConfig, *, explicit: bool) -> TrainConfig:
+    """The scenario's own team size where it ignores n_agents, unless the user asked for another one
+    (which make_env then refuses, saying how that scenario's team is set)."""
+    fixed = fixed_team_size(config)
+    if fixed is None or explicit:
+        return config
+    return dataclasses.replace(config, n_agents=fixed).validate()
+
+
+def env_config(*, scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool,
+               scenario_args: dict[str, Any]) -> TrainConfig:
+    """The env part of a config, for commands that build an env but train nothing."""
+    config = TrainConfig(scenario=scenario, n_agents=TrainConfig.n_agents if n_agents is None else n_agents,
+                         max_steps=max_steps, seed=seed, discrete=discrete, frames_per_batch=max_steps,
+                         minibatch_size=max_steps, scenario_args=scenario_args).validate()
+    return fit_team_size(config, explicit=n_agents is not None)
 
 
 def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
@@ -131,7 +150,7 @@ def _save(path: Path, state: TrainState, *, complete: bool) -> None:
     last = state.history[-1] if state.history else {}
     summary = {"frames": state.frames, "iterations": len(state.history), "final_reward": state.final_reward,
                "wall_s": round(last.get("wall_s", 0.0), 3), "complete": complete}
-    save_checkpoint(path, state.config, state.tensors(), summary, state.history)
+    save_checkpoint(path, state.config, state.groups, state.tensors(), summary, state.history)
 
 
 @contextmanager
@@ -160,7 +179,7 @@ def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
 @dataclass
 class LoadedPolicy:
     checkpoint: Checkpoint
-    policy: ProbabilisticActor
+    policy: TensorDictSequential  # every group's policy, for env.rollout
     device: torch.device
 
 
@@ -171,8 +190,11 @@ def load_policy(path: Path, *, device_name: str = "auto", scenario: str | None =
     checkpoint.check_matches(scenario=scenario, n_agents=n_agents)
     device = resolve_device(device_name)
     probe_env = make_env(checkpoint.config, num_envs=1, seed=checkpoint.config.seed, device=device)
-    policy = build_policy(probe_env, checkpoint.config, device)
-    load_weights(policy, checkpoint, POLICY_PREFIX)
+    checkpoint.check_groups(group_layout(probe_env))
+    policies = build_policies(probe_env, checkpoint.config, device)
+    for group, (policy_prefix, _) in weight_prefixes(list(policies)).items():
+        load_weights(policies[group], checkpoint, policy_prefix)
+    policy = joint_actor(policies)
     policy.eval()
     return LoadedPolicy(checkpoint=checkpoint, policy=policy, device=device)
 
@@ -215,7 +237,7 @@ def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None
             "width": width, "height": height}
 
 
-def rollout_summary(config: TrainConfig, *, steps: int, num_envs: int, checkpoint: Path | None,
+def rollout_summary(config: TrainConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None,
                     device_name: str) -> dict[str, Any]:
     check_positive("--steps", steps)
     check_positive("--num-envs", num_envs)
@@ -224,12 +246,13 @@ def rollout_summary(config: TrainConfig, *, steps: int, num_envs: int, checkpoin
         loaded = load_policy(checkpoint, device_name=device_name)
         config, policy, device = loaded.checkpoint.config, loaded.policy, loaded.device
     else:
+        assert config is not None
         config.validate()
         device = resolve_device(device_name)
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=num_envs, seed=config.seed, device=device)
     data = rollout(env, policy, steps, deterministic=False)
-    summary = describe_rollout(data)
+    summary = describe_rollout(data, agent_groups(env))
     summary["policy"] = "checkpoint" if policy is not None else "random"
     return summary
 

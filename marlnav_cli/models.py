@@ -1,94 +1,159 @@
-"""The model seam: the tutorial's policy and critic. MAPPO and IPPO differ only in the critic's view."""
+"""The model seam: one policy and one critic per agent group. MAPPO and IPPO differ only in the critic's view.
+
+Continuous actions take the tutorial's TanhNormal over the action box; discrete actions (--discrete)
+a Categorical over the scenario's actions. MAPPO's centralised critic sees every agent of its own group.
+"""
 
 from __future__ import annotations
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModule, TensorDictSequential
 from tensordict.nn.distributions import NormalParamExtractor
 from torchrl.envs import TransformedEnv
 from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import GROUP, OBSERVATION_KEY, observation_size
+from marlnav_cli.envs import AgentGroup, agent_groups, observation_size
 from marlnav_cli.tanh_normal import ActionPreimage, SquashedNormal
 
-STATE_VALUE_KEY = (GROUP, "state_value")
+
+def _mlp(env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device, *, outputs: int,
+         centralised: bool, share_params: bool) -> MultiAgentMLP:
+    return MultiAgentMLP(
+        n_agent_inputs=observation_size(env, group),
+        n_agent_outputs=outputs,
+        n_agents=group.n_agents,
+        centralised=centralised,
+        share_params=share_params,
+        device=device,
+        depth=config.depth,
+        num_cells=config.num_cells,
+        activation_class=torch.nn.Tanh,
+    )
 
 
-def build_policy(env: TransformedEnv, config: TrainConfig, device: torch.device) -> ProbabilisticActor:
-    """Per-agent MLP giving loc and scale of a TanhNormal bounded by the action spec."""
+def build_policies(env: TransformedEnv, config: TrainConfig, device: torch.device) -> dict[str, ProbabilisticActor]:
+    """A policy per group, in the env's group order (which fixes the order parameters are drawn in)."""
+    return {group.name: _build_policy(env, group, config, device) for group in agent_groups(env)}
+
+
+def build_critics(env: TransformedEnv, config: TrainConfig, device: torch.device) -> dict[str, TensorDictModule]:
+    """Centralised over the group (MAPPO: each value sees every agent's observation) or local (IPPO)."""
+    return {group.name: TensorDictModule(
+        _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic),
+        in_keys=[group.key("observation")], out_keys=[group.key("state_value")]) for group in agent_groups(env)}
+
+
+def joint_actor(policies: dict[str, ProbabilisticActor]) -> TensorDictSequential:
+    """Every group's policy as one module, for env.rollout."""
+    return TensorDictSequential(*policies.values())
+
+
+def _build_policy(env: TransformedEnv, group: AgentGroup, config: TrainConfig,
+                  device: torch.device) -> ProbabilisticActor:
     action_spec = env.full_action_spec_unbatched
-    n_actions = action_spec[env.action_key].shape[-1]
+    action_key = group.key("action")
+    if config.discrete:
+        net = _mlp(env, group, config, device, outputs=action_spec[action_key].space.n, centralised=False,
+                   share_params=config.share_policy)
+        return ProbabilisticActor(
+            module=TensorDictModule(net, in_keys=[group.key("observation")], out_keys=[group.key("logits")]),
+            spec=action_spec[action_key], in_keys=[group.key("logits")], out_keys=[action_key],
+            distribution_class=torch.distributions.Categorical, return_log_prob=True)
+    n_actions = action_spec[action_key].shape[-1]
     net = torch.nn.Sequential(
-        MultiAgentMLP(
-            n_agent_inputs=observation_size(env),
-            n_agent_outputs=2 * n_actions,
-            n_agents=config.n_agents,
-            centralised=False,
-            share_params=config.share_policy,
-            device=device,
-            depth=config.depth,
-            num_cells=config.num_cells,
-            activation_class=torch.nn.Tanh,
-        ),
+        _mlp(env, group, config, device, outputs=2 * n_actions, centralised=False, share_params=config.share_policy),
         NormalParamExtractor(),
     )
-    space = action_spec[env.action_key].space
+    space = action_spec[action_key].space
     return ProbabilisticActor(
-        module=TensorDictModule(net, in_keys=[OBSERVATION_KEY], out_keys=[(GROUP, "loc"), (GROUP, "scale")]),
-        spec=action_spec,
-        in_keys=[(GROUP, "loc"), (GROUP, "scale")],
-        out_keys=[env.action_key],
+        module=TensorDictModule(net, in_keys=[group.key("observation")], out_keys=[group.key("loc"), group.key("scale")]),
+        spec=action_spec[action_key],
+        in_keys=[group.key("loc"), group.key("scale")],
+        out_keys=[action_key],
         distribution_class=TanhNormal,
         distribution_kwargs={"low": space.low, "high": space.high},
         return_log_prob=True,
     )
 
 
-def build_critic(env: TransformedEnv, config: TrainConfig, device: torch.device) -> TensorDictModule:
-    """Centralised (MAPPO: each value sees every agent's observation) or local (IPPO)."""
-    net = MultiAgentMLP(
-        n_agent_inputs=observation_size(env),
-        n_agent_outputs=1,
-        n_agents=config.n_agents,
-        centralised=config.mappo,
-        share_params=config.share_critic,
-        device=device,
-        depth=config.depth,
-        num_cells=config.num_cells,
-        activation_class=torch.nn.Tanh,
-    )
-    return TensorDictModule(net, in_keys=[OBSERVATION_KEY], out_keys=[STATE_VALUE_KEY])
+def _network(policy: ProbabilisticActor) -> torch.nn.Module:
+    """The policy's network without MultiAgentMLP's per-call parameter swap, where parameters are shared.
+
+    With shared parameters, MultiAgentMLP swaps them into a template net on every call; its stateful net
+    holds the very same Parameter objects (optimiser steps and loaded weights show through) and skips the
+    swap, which was most of collection's per-step cost outside the simulator (benchmarks/hot_paths.py).
+    """
+    module = policy.module[0].module
+    multi_agent_mlp = module[0] if isinstance(module, torch.nn.Sequential) else module
+    if not multi_agent_mlp.share_params:
+        return module
+    stateful = multi_agent_mlp.get_stateful_net()
+    return torch.nn.Sequential(stateful, *module[1:]) if isinstance(module, torch.nn.Sequential) else stateful
 
 
-class TensorPolicy:
+class ContinuousPolicy:
     """The policy on plain tensors: its network, and TanhNormal's arithmetic over the action box.
 
-    Shared by collection and the PPO loss, so both see one network and one set of bounds. With shared
-    parameters, MultiAgentMLP swaps them into a template net on every call; its stateful net holds the
-    very same Parameter objects (optimiser steps and loaded weights show through) and skips the swap,
-    which was 40% of collection's per-step cost outside the simulator (benchmarks/hot_paths.py).
+    Shared by collection and the PPO loss, so both see one network and one set of bounds. Actions are
+    prepared once per batch (their preimage under the tanh, see tanh_normal.py) for the loss.
     """
 
-    def __init__(self, policy: ProbabilisticActor) -> None:
-        multi_agent_mlp, param_extractor = policy.module[0].module
-        self.network = (torch.nn.Sequential(multi_agent_mlp.get_stateful_net(), param_extractor)
-                        if multi_agent_mlp.share_params else policy.module[0].module)
-        space = policy.spec[(GROUP, "action")].space
+    def __init__(self, policy: ProbabilisticActor, action_key: tuple[str, ...]) -> None:
+        self.network = _network(policy)
+        space = policy.spec[action_key].space
         self.squash = SquashedNormal(space.low, space.high)
-
-    def loc_scale(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network(observation)
 
     def sample(self, observation: torch.Tensor) -> torch.Tensor:
         """What TanhNormal(loc, scale).sample() draws, without building the distribution each step."""
         return self.squash.sample(*self.network(observation))
 
-    def preimage(self, action: torch.Tensor) -> ActionPreimage:
-        return self.squash.preimage(action)
+    def prepare(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        preimage = self.squash.preimage(action)
+        return preimage.value, preimage.log_det
 
-    def log_prob(self, observation: torch.Tensor, action: ActionPreimage) -> torch.Tensor:
-        return self.squash.log_prob(*self.network(observation), action)
+    def log_prob(self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.squash.log_prob(*self.network(observation), ActionPreimage(*action))
+
+    def log_prob_and_entropy(self, observation: torch.Tensor,
+                             action: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, scale = self.network(observation)
+        log_prob = self.squash.log_prob(loc, scale, ActionPreimage(*action))
+        # TanhNormal has no closed-form entropy: ClipPPOLoss estimates it from one reparameterised sample.
+        return log_prob, -self.squash.rsample_log_prob(loc, scale)
+
+
+class CategoricalPolicy:
+    """A discrete policy on plain tensors: logits from the network, torch's Categorical on top."""
+
+    def __init__(self, policy: ProbabilisticActor) -> None:
+        self.network = _network(policy)
+
+    def _distribution(self, observation: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.network(observation), validate_args=False)
+
+    def sample(self, observation: torch.Tensor) -> torch.Tensor:
+        return self._distribution(observation).sample()
+
+    def prepare(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (action,)
+
+    def log_prob(self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self._distribution(observation).log_prob(action[0])
+
+    def log_prob_and_entropy(self, observation: torch.Tensor,
+                             action: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        distribution = self._distribution(observation)
+        return distribution.log_prob(action[0]), distribution.entropy()  # closed form, as ClipPPOLoss takes it
+
+
+TensorPolicy = ContinuousPolicy | CategoricalPolicy
+
+
+def tensor_policy(policy: ProbabilisticActor, group: AgentGroup) -> TensorPolicy:
+    if group.key("logits") in policy.module[0].out_keys:
+        return CategoricalPolicy(policy)
+    return ContinuousPolicy(policy, group.key("action"))
 
 
 class TensorCritic:

@@ -1,56 +1,56 @@
 """PPO's clipped loss on flat tensors: the terms of TorchRL's ClipPPOLoss, without its per-call TensorDicts.
 
-Why not ClipPPOLoss itself: at the tutorial's hyperparameters (450 minibatches of 400 per iteration)
-its per-call TensorDict work, TanhNormal's construction and MultiAgentMLP's parameter swap made the
-update phase 1.84x the plain-torch floor, and ClipPPOLoss alone is 1.2-1.5x this loss per minibatch
-(benchmarks/hot_paths.py). Here the batch is flattened once, minibatches are slices of one permutation
-per epoch, the TanhNormal's arithmetic runs on plain tensors with the actions' part computed once per
-batch (tanh_normal.py), and both nets run as stateful nets (models.TensorPolicy, models.TensorCritic).
+Why not ClipPPOLoss itself: at the tutorial's hyperparameters (hundreds of small minibatches per
+iteration) its per-call TensorDict work, TanhNormal's construction and MultiAgentMLP's parameter swap
+dominate the update phase (benchmarks/hot_paths.py measures both). Here each group's batch is flattened
+once, minibatches are slices of one permutation per epoch, the actions' part of the log-density is
+computed once per batch (models.ContinuousPolicy.prepare), and both nets run as stateful nets.
 tests/test_equivalence.py checks every term and every gradient against ClipPPOLoss on the same batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDictBase
 
-from marlnav_cli.envs import GROUP
+from marlnav_cli.envs import AgentGroup
 from marlnav_cli.models import TensorCritic, TensorPolicy
-from marlnav_cli.tanh_normal import ActionPreimage
 
 
 @dataclass(frozen=True)
 class PPOBatch:
-    """One iteration's experience, flattened to [frames, agents, ...] contiguous tensors once."""
+    """One group's experience in an iteration, flattened to [frames, agents, ...] contiguous tensors once."""
 
     observation: torch.Tensor
-    action_preimage: torch.Tensor  # see tanh_normal.ActionPreimage: fixed for the batch, so computed once
-    action_log_det: torch.Tensor
+    action: tuple[torch.Tensor, ...]  # as the policy prepared it (policy.prepare): fixed for the batch
     log_prob: torch.Tensor  # of the action under the policy that collected it
     advantage: torch.Tensor
     value_target: torch.Tensor
 
     @classmethod
     @torch.no_grad()
-    def from_rollout(cls, data: TensorDictBase, policy: TensorPolicy, log_prob: torch.Tensor | None = None) -> PPOBatch:
+    def from_rollout(cls, data: TensorDictBase, group: AgentGroup, policy: TensorPolicy,
+                     log_prob: torch.Tensor | None = None) -> PPOBatch:
         """`data` has been through GAE. `log_prob` ([*data.batch_size, agents]) defaults to the actions'
         log-probabilities under the policy's current weights: those that collected them."""
         def flat(value: torch.Tensor) -> torch.Tensor:
             return value.reshape(-1, *value.shape[data.batch_dims:]).contiguous()
 
-        observation = flat(data.get((GROUP, "observation")))
-        preimage = policy.preimage(flat(data.get((GROUP, "action"))))
-        return cls(observation=observation, action_preimage=preimage.value, action_log_det=preimage.log_det,
-                   log_prob=policy.log_prob(observation, preimage) if log_prob is None else flat(log_prob),
-                   advantage=flat(data.get("advantage")), value_target=flat(data.get("value_target")))
+        observation = flat(data.get(group.key("observation")))
+        action = policy.prepare(flat(data.get(group.key("action"))))
+        return cls(observation=observation, action=action,
+                   log_prob=policy.log_prob(observation, action) if log_prob is None else flat(log_prob),
+                   advantage=flat(data.get(group.key("advantage"))),
+                   value_target=flat(data.get(group.key("value_target"))))
 
     def __len__(self) -> int:
         return self.observation.shape[0]
 
     def __getitem__(self, index: torch.Tensor) -> PPOBatch:
-        return PPOBatch(*(getattr(self, field.name)[index] for field in fields(self)))
+        return PPOBatch(self.observation[index], tuple(part[index] for part in self.action), self.log_prob[index],
+                        self.advantage[index], self.value_target[index])
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class PPOLosses:
 
 
 class PPOObjective:
-    """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + Monte-Carlo entropy bonus (one sample)."""
+    """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + entropy bonus, for one group."""
 
     def __init__(self, policy: TensorPolicy, critic: TensorCritic, *, clip_epsilon: float,
                  entropy_coeff: float) -> None:
@@ -81,14 +81,10 @@ class PPOObjective:
         self.entropy_coeff = entropy_coeff
 
     def __call__(self, batch: PPOBatch) -> PPOLosses:
-        loc, scale = self.policy.loc_scale(batch.observation)
-        squash = self.policy.squash
-        log_prob = squash.log_prob(loc, scale, ActionPreimage(batch.action_preimage, batch.action_log_det))
+        log_prob, entropy = self.policy.log_prob_and_entropy(batch.observation, batch.action)
         log_ratio = (log_prob - batch.log_prob).unsqueeze(-1)
         gain = torch.minimum(log_ratio.exp() * batch.advantage,
                              log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage)
-        # TanhNormal has no closed-form entropy: ClipPPOLoss estimates it from one reparameterised sample.
-        entropy = -squash.rsample_log_prob(loc, scale)
         value = self.critic(batch.observation)
         critic_loss = torch.nn.functional.smooth_l1_loss(batch.value_target, value)
         return PPOLosses(objective=-gain.mean(), critic=critic_loss, entropy_bonus=-self.entropy_coeff * entropy.mean(),

@@ -250,7 +250,9 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
         entry: dict[str, Any] = {"config": name, **settings[name], "seeds_ok": len(ok),
                                  "seeds_failed": len(by_config.get(name, [])) - len(ok)}
         for metric in ("eval_mean_reward", "eval_success_rate"):
-            values = [float(row[metric]) for row in ok]
+            # None (or empty, read back from CSV) where the scenario has no such figure: no success defined,
+            # or rewards only per group.
+            values = [float(row[metric]) for row in ok if row.get(metric) not in (None, "")]
             if values:
                 low, high = bootstrap_ci(values)
                 entry.update({f"{metric}_mean": sum(values) / len(values), f"{metric}_ci_low": low,

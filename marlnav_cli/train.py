@@ -13,15 +13,16 @@ from tensordict.nn import TensorDictModule
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives.value import GAE
 
-from marlnav_cli.checkpoint import (CRITIC_PREFIX, POLICY_PREFIX, Checkpoint, load_optimizer, load_weights,
-                                    module_tensors, optimizer_tensors, rng_state)
+from marlnav_cli.checkpoint import (Checkpoint, load_optimizer, load_weights, module_tensors, optimizer_tensors,
+                                    rng_state, weight_prefixes)
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import EPISODE_REWARD_KEY, GROUP, make_env
+from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env
 from marlnav_cli.errors import TrainingDiverged
-from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
+
 
 @dataclass
 class TrainState:
@@ -32,8 +33,9 @@ class TrainState:
     """
 
     config: TrainConfig
-    policy: ProbabilisticActor
-    critic: TensorDictModule
+    groups: dict[str, list[str]]  # group name -> agent names, as the env built them
+    policies: dict[str, ProbabilisticActor]
+    critics: dict[str, TensorDictModule]
     optimiser: torch.optim.Optimizer
     rng_state: dict[str, torch.Tensor] = field(default_factory=capture_rng)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -48,8 +50,11 @@ class TrainState:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """What a checkpoint stores to rebuild this state."""
-        return {**module_tensors(POLICY_PREFIX, self.policy), **module_tensors(CRITIC_PREFIX, self.critic),
-                **optimizer_tensors(self.optimiser), **self.rng_state}
+        tensors: dict[str, torch.Tensor] = {}
+        for group, (policy_prefix, critic_prefix) in weight_prefixes(list(self.groups)).items():
+            tensors.update(module_tensors(policy_prefix, self.policies[group]))
+            tensors.update(module_tensors(critic_prefix, self.critics[group]))
+        return {**tensors, **optimizer_tensors(self.optimiser), **self.rng_state}
 
 
 IterationCallback = Callable[[TrainState], None]
@@ -66,28 +71,35 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     started = time.perf_counter()  # wall time covers set-up too, as the tutorial's total does
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
-    policy = build_policy(env, config, device)
-    critic = build_critic(env, config, device)
-    parameters = [*policy.parameters(), *critic.parameters()]  # the order ClipPPOLoss gave, so old checkpoints resume
-    # Fused Adam (one kernel over all parameters, not small ops per tensor): from no gain to 23% less time
-    # per minibatch update than the default Adam in four interleaved runs (README, Benchmarks).
+    groups = agent_groups(env)
+    policies = build_policies(env, config, device)
+    critics = build_critics(env, config, device)
+    group_parameters = {group.name: [*policies[group.name].parameters(), *critics[group.name].parameters()]
+                        for group in groups}
+    # Policies first, then critics: the order ClipPPOLoss gave with one group, so old checkpoints resume.
+    parameters = [p for policy in policies.values() for p in policy.parameters()] + \
+                 [p for critic in critics.values() for p in critic.parameters()]
+    # Fused Adam: one kernel over all parameters instead of small ops per tensor (docs/benchmarks.md).
     optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=device.type in ("cpu", "cuda"))
-    state = TrainState(config=config, policy=policy, critic=critic, optimiser=optimiser)
+    state = TrainState(config=config, groups=group_layout(env), policies=policies, critics=critics,
+                       optimiser=optimiser)
     if resume is not None:
-        load_weights(policy, resume, POLICY_PREFIX)
-        load_weights(critic, resume, CRITIC_PREFIX)
+        resume.check_groups(state.groups)
+        for group, (policy_prefix, critic_prefix) in weight_prefixes(list(state.groups)).items():
+            load_weights(policies[group], resume, policy_prefix)
+            load_weights(critics[group], resume, critic_prefix)
         load_optimizer(optimiser, resume)
         state.history = list(resume.history)
         state.rng_state = rng_state(resume)
-    tensor_policy = TensorPolicy(policy)  # one network and action box for collection and the loss
-    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
-                             entropy_coeff=config.entropy_coeff)
-    advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
-    advantage_module.set_keys(reward=env.reward_key, value=STATE_VALUE_KEY, done=(GROUP, "done"),
-                              terminated=(GROUP, "terminated"))
+    # One network and action box per group, shared by collection and the loss.
+    actors = {group.name: tensor_policy(policies[group.name], group) for group in groups}
+    objectives = {group.name: PPOObjective(actors[group.name], TensorCritic(critics[group.name]),
+                                           clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
+                  for group in groups}
+    advantage_modules = {group.name: _advantage_module(config, group, critics[group.name]) for group in groups}
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    collector = ExperienceCollector(env, tensor_policy, steps=config.max_steps)
+    collector = ExperienceCollector(env, actors, steps=config.max_steps)
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
 
@@ -95,51 +107,62 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         collect_started = time.perf_counter()
         data = collector.collect()
 
-        # --- advantages --------------------------------------------------------------------------
+        # --- advantages, per group ---------------------------------------------------------------
         iteration_started = time.perf_counter()
-        _expand_done_to_agents(data, env.reward_key)
-        with torch.no_grad():
-            advantage_module(data)
-        batch = PPOBatch.from_rollout(data, tensor_policy)
+        batches = {}
+        for group in groups:
+            _expand_done_to_agents(data, group)
+            with torch.no_grad():
+                advantage_modules[group.name](data)
+            batches[group.name] = PPOBatch.from_rollout(data, group, actors[group.name])
         if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
-            for group in optimiser.param_groups:
-                group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
+            for param_group in optimiser.param_groups:
+                param_group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
 
-        # --- PPO epochs over shuffled minibatches ------------------------------------------------
-        logged_sums = torch.zeros(len(PPOLosses.METRIC_NAMES), device=device)
+        # --- PPO epochs over shuffled minibatches: every group on the same frames ----------------
+        logged_sums = {group.name: torch.zeros(len(PPOLosses.METRIC_NAMES), device=device) for group in groups}
         grad_norm_max = torch.zeros((), device=device)
+        frames = len(batches[groups[0].name])
         for _ in range(config.num_epochs):
-            order = torch.randperm(len(batch), device=device)
+            order = torch.randperm(frames, device=device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
-                losses = objective(batch[order[start:start + config.minibatch_size]])
-                losses.total().backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+                indices = order[start:start + config.minibatch_size]
+                losses = {name: objectives[name](batch[indices]) for name, batch in batches.items()}
+                sum(group_losses.total() for group_losses in losses.values()).backward()
+                for name, group_losses in losses.items():
+                    # Each group's gradient clipped on its own: one team's large gradient must not shrink another's.
+                    grad_norm = torch.nn.utils.clip_grad_norm_(group_parameters[name], config.max_grad_norm)
+                    grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
+                    logged_sums[name] += group_losses.metrics()
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
-                logged_sums += losses.metrics()
-                grad_norm_max = torch.maximum(grad_norm_max, grad_norm.detach())
         state.rng_state = capture_rng()
 
         # --- metrics -------------------------------------------------------------------------------
         iteration = len(state.history) + 1
-        if not (torch.isfinite(logged_sums).all() and torch.isfinite(grad_norm_max)):
+        totals = torch.stack(list(logged_sums.values()))
+        if not (torch.isfinite(totals).all() and torch.isfinite(grad_norm_max)):
             raise TrainingDiverged(f"loss or gradient became non-finite at iteration {iteration}")
         updates = config.num_epochs * config.minibatches_per_epoch
         now = time.perf_counter()
-        episode_rewards = data.get(("next", *EPISODE_REWARD_KEY))[data.get(("next", GROUP, "done"))]
+        episode_rewards = {group.name: data.get(("next", *group.key("episode_reward")))[
+            data.get(("next", *group.key("done")))] for group in groups}
         state.history.append({
             "iteration": iteration,
             "frames": iteration * config.frames_per_batch,
             "wall_s": wall_before + now - started,
-            "reward_mean": episode_rewards.mean().item(),
-            "reward_min": episode_rewards.min().item(),
-            "reward_max": episode_rewards.max().item(),
-            **{name: value / updates for name, value in zip(PPOLosses.METRIC_NAMES, logged_sums.tolist())},
+            **_reward_metrics(torch.cat(list(episode_rewards.values()))),
+            **_loss_metrics(totals.sum(dim=0), updates, len(groups)),
             "grad_norm_max": grad_norm_max.item(),
             "collect_s": iteration_started - collect_started,
             "train_s": now - iteration_started,
             "frames_per_s": config.frames_per_batch / (now - collect_started),
         })
+        if len(groups) > 1:  # each team's own figures too: in a competitive scenario the mean mixes them
+            for group in groups:
+                state.history[-1].update({f"{group.name}/{name}": value for name, value in {
+                    **_reward_metrics(episode_rewards[group.name]),
+                    **_loss_metrics(logged_sums[group.name], updates, 1)}.items()})
         if on_iteration is not None:
             on_iteration(state)
         if should_stop():
@@ -147,8 +170,30 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     return state
 
 
-def _expand_done_to_agents(data: TensorDictBase, reward_key: tuple[str, ...]) -> None:
+def _advantage_module(config: TrainConfig, group: AgentGroup, critic: TensorDictModule) -> GAE:
+    advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
+    advantage_module.set_keys(reward=group.key("reward"), value=group.key("state_value"), done=group.key("done"),
+                              terminated=group.key("terminated"), advantage=group.key("advantage"),
+                              value_target=group.key("value_target"))
+    return advantage_module
+
+
+def _reward_metrics(episode_rewards: torch.Tensor) -> dict[str, float]:
+    """Training episodes' rewards, per agent, of the episodes that ended in this batch."""
+    return {"reward_mean": episode_rewards.mean().item(), "reward_min": episode_rewards.min().item(),
+            "reward_max": episode_rewards.max().item()}
+
+
+def _loss_metrics(sums: torch.Tensor, updates: int, n_groups: int) -> dict[str, float]:
+    """Mean per update of the loss terms summed over groups (what the optimiser minimised); entropy
+    averaged over groups."""
+    values = {name: value / updates for name, value in zip(PPOLosses.METRIC_NAMES, sums.tolist())}
+    values["entropy"] /= n_groups
+    return values
+
+
+def _expand_done_to_agents(data: TensorDictBase, group: AgentGroup) -> None:
     """VMAS's done is shared; GAE needs it with the reward's per-agent shape (as in the tutorial)."""
-    reward_shape = data.get_item_shape(("next", *reward_key))
+    reward_shape = data.get_item_shape(("next", *group.key("reward")))
     for key in ("done", "terminated"):
-        data.set(("next", GROUP, key), data.get(("next", key)).unsqueeze(-1).expand(reward_shape))
+        data.set(("next", *group.key(key)), data.get(("next", key)).unsqueeze(-1).expand(reward_shape))

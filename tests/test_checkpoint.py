@@ -12,10 +12,10 @@ from safetensors.torch import save_file
 from marlnav_cli.checkpoint import (CRITIC_PREFIX, FORMAT_VERSION, POLICY_PREFIX, module_tensors, read_checkpoint,
                                     save_checkpoint)
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import make_env
+from marlnav_cli.envs import group_layout, make_env
 from marlnav_cli.errors import CheckpointError
 from marlnav_cli.experiment import load_policy
-from marlnav_cli.models import build_critic, build_policy
+from marlnav_cli.models import build_critics, build_policies
 
 CPU = torch.device("cpu")
 SMALL = TrainConfig(num_cells=8, depth=1, frames_per_batch=100, max_steps=25, minibatch_size=50,
@@ -25,9 +25,9 @@ SMALL = TrainConfig(num_cells=8, depth=1, frames_per_batch=100, max_steps=25, mi
 def _save_small(path: Path, config: TrainConfig = SMALL) -> torch.nn.Module:
     torch.manual_seed(0)
     env = make_env(config, num_envs=2, seed=0, device=CPU)
-    policy, critic = build_policy(env, config, CPU), build_critic(env, config, CPU)
+    policy, critic = build_policies(env, config, CPU)["agents"], build_critics(env, config, CPU)["agents"]
     tensors = {**module_tensors(POLICY_PREFIX, policy), **module_tensors(CRITIC_PREFIX, critic)}
-    save_checkpoint(path, config, tensors, {"frames": 0})
+    save_checkpoint(path, config, group_layout(env), tensors, {"frames": 0})
     return policy
 
 
@@ -39,7 +39,7 @@ def test_loaded_policy_gives_identical_actions(tmp_path: Path) -> None:
     observation = make_env(SMALL, num_envs=5, seed=11, device=CPU).reset()
     with torch.no_grad():
         expected = original.get_dist(observation.clone())
-        actual = loaded.policy.get_dist(observation.clone())
+        actual = loaded.policy[0].get_dist(observation.clone())
     assert torch.equal(expected.loc, actual.loc) and torch.equal(expected.scale, actual.scale)
 
 

@@ -2,7 +2,8 @@
 
 Collection (collect.py) is checked against TorchRL's Collector over VmasEnv + RewardSum, frame by
 frame from the same RNG state; the PPO loss (ppo.py) against ClipPPOLoss, term by term and gradient by
-gradient, on the same minibatch and the same entropy sample.
+gradient, on the same minibatch and the same entropy sample. Both on one group and on several (a
+competitive scenario), with continuous and discrete actions.
 """
 
 from __future__ import annotations
@@ -15,87 +16,125 @@ from torchrl.objectives import ClipPPOLoss
 
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import GROUP, make_env
-from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy
+from marlnav_cli.envs import agent_groups, make_env
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, joint_actor, tensor_policy
 from marlnav_cli.ppo import PPOBatch, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 from marlnav_cli.tanh_normal import SquashedNormal
 
 CPU = torch.device("cpu")
-# Balance: a random policy drops the package now and then, so some envs end mid-batch and reset alone.
-CONFIG = TrainConfig(scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16)
-COMPARED_KEYS = [(GROUP, "observation"), (GROUP, "action"), ("next", GROUP, "observation"),
-                 ("next", GROUP, "reward"), ("next", GROUP, "episode_reward"), ("next", "done"),
-                 ("next", "terminated")]
+COLLECTED = {
+    # Balance: a random policy drops the package now and then, so some envs end mid-batch and reset alone.
+    "balance": TrainConfig(scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16),
+    "balance-discrete": TrainConfig(scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16,
+                                    discrete=True),
+    # Two groups (three adversaries, one agent), each with its own policy.
+    "simple_tag": TrainConfig(scenario="simple_tag", n_agents=4, frames_per_batch=4 * 30, max_steps=30, num_cells=16),
+    # Rewards come as [envs, 1] per agent.
+    "wheel": TrainConfig(scenario="wheel", frames_per_batch=4 * 30, max_steps=30, num_cells=16),
+}
+RESETS_EXPECTED = {"balance", "balance-discrete"}
 
 
-def _env_and_policy(config: TrainConfig):
+def _env_and_policies(config: TrainConfig):
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=CPU)
-    return env, build_policy(env, config, CPU)
+    return env, build_policies(env, config, CPU)
 
 
-def test_collection_equals_torchrl_collector_frame_by_frame() -> None:
-    env, policy = _env_and_policy(CONFIG)
-    collector = Collector(env, policy, frames_per_batch=CONFIG.frames_per_batch, total_frames=CONFIG.frames_per_batch,
-                          reset_at_each_iter=True, device=CPU, storing_device=CPU, auto_register_policy_transforms=False)
+def _compared_keys(env) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = [("next", "done"), ("next", "terminated")]
+    for group in agent_groups(env):
+        keys += [group.key("observation"), group.key("action"), ("next", *group.key("observation")),
+                 ("next", *group.key("reward")), ("next", *group.key("episode_reward"))]
+    return keys
+
+
+@pytest.mark.parametrize("name", list(COLLECTED))
+def test_collection_equals_torchrl_collector_frame_by_frame(name: str) -> None:
+    config = COLLECTED[name]
+    env, policies = _env_and_policies(config)
+    collector = Collector(env, joint_actor(policies), frames_per_batch=config.frames_per_batch,
+                          total_frames=config.frames_per_batch, reset_at_each_iter=True, device=CPU,
+                          storing_device=CPU, auto_register_policy_transforms=False)
     start = capture_rng()  # after the Collector's own construction-time reset
     expected = next(iter(collector))
     collector.shutdown()
-    assert expected.get(("next", "done")).any(dim=1).sum() >= 2, "the batch must exercise resets"
-    assert expected.get(("next", "done"))[:, :-1].any(), "and resets before the last step"
+    if name in RESETS_EXPECTED:
+        assert expected.get(("next", "done")).any(dim=1).sum() >= 2, "the batch must exercise resets"
+        assert expected.get(("next", "done"))[:, :-1].any(), "and resets before the last step"
 
     restore_rng(start)
-    tensor_policy = TensorPolicy(policy)
-    ours = ExperienceCollector(env, tensor_policy, steps=CONFIG.max_steps).collect()
+    groups = agent_groups(env)
+    actors = {group.name: tensor_policy(policies[group.name], group) for group in groups}
+    ours = ExperienceCollector(env, actors, steps=config.max_steps).collect()
 
     assert ours.batch_size == expected.batch_size
-    for key in COMPARED_KEYS:
+    for key in _compared_keys(env):
         torch.testing.assert_close(ours.get(key), expected.get(key), rtol=0, atol=0, msg=f"{key} differs")
-    # Scored once per batch here, per step there (and TorchRL may score the pre-tanh draw): float noise only.
-    action_preimage = tensor_policy.preimage(ours.get((GROUP, "action")))
-    torch.testing.assert_close(tensor_policy.log_prob(ours.get((GROUP, "observation")), action_preimage),
-                               expected.get((GROUP, "action_log_prob")), rtol=1e-4, atol=1e-4)
+    for group in groups:
+        # Scored once per batch here, per step there (and TorchRL may score the pre-tanh draw): float noise only.
+        actor = actors[group.name]
+        action = actor.prepare(ours.get(group.key("action")))
+        torch.testing.assert_close(actor.log_prob(ours.get(group.key("observation")), action),
+                                   expected.get(group.key("action_log_prob")), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize(("mappo", "shared"), [(True, True), (False, True), (True, False)])
-def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(mappo: bool, shared: bool) -> None:
-    config = TrainConfig(frames_per_batch=4 * 40, max_steps=40, num_cells=16, mappo=mappo, entropy_coeff=0.01,
-                         share_policy=shared, share_critic=shared)
-    env, policy = _env_and_policy(config)
-    critic = build_critic(env, config, CPU)
+LOSS_CASES = {
+    "mappo": dict(mappo=True, shared=True, discrete=False, scenario="navigation", n_agents=3),
+    "ippo": dict(mappo=False, shared=True, discrete=False, scenario="navigation", n_agents=3),
+    "unshared": dict(mappo=True, shared=False, discrete=False, scenario="navigation", n_agents=3),
+    "discrete": dict(mappo=True, shared=True, discrete=True, scenario="navigation", n_agents=3),
+    "discrete-unshared": dict(mappo=False, shared=False, discrete=True, scenario="navigation", n_agents=3),
+    "two-groups": dict(mappo=True, shared=True, discrete=False, scenario="simple_tag", n_agents=4),
+}
+
+
+@pytest.mark.parametrize("case", list(LOSS_CASES))
+def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
+    options = LOSS_CASES[case]
+    config = TrainConfig(scenario=options["scenario"], n_agents=options["n_agents"], frames_per_batch=4 * 40,
+                         max_steps=40, num_cells=16, mappo=options["mappo"], entropy_coeff=0.01,
+                         share_policy=options["shared"], share_critic=options["shared"], discrete=options["discrete"])
+    env, policies = _env_and_policies(config)
+    critics = build_critics(env, config, CPU)
     with torch.no_grad():
-        data = env.rollout(40, policy=policy, break_when_any_done=False)
-    minibatch = data.reshape(-1)[:64]
-    minibatch.set("advantage", torch.randn(64, config.n_agents, 1))
-    minibatch.set("value_target", torch.randn(64, config.n_agents, 1))
-    # Pretend the batch came from a slightly different policy, so the ratio is clipped on both sides.
-    behaviour_log_prob = minibatch.get((GROUP, "action_log_prob"))
-    minibatch.set((GROUP, "action_log_prob"), behaviour_log_prob + 0.3 * torch.randn_like(behaviour_log_prob))
-    parameters = [*policy.parameters(), *critic.parameters()]
+        data = env.rollout(40, policy=joint_actor(policies), break_when_any_done=False)
+    for group in agent_groups(env):
+        policy, critic = policies[group.name], critics[group.name]
+        minibatch = data.reshape(-1)[:64]
+        minibatch.set(group.key("advantage"), torch.randn(64, group.n_agents, 1))
+        minibatch.set(group.key("value_target"), torch.randn(64, group.n_agents, 1))
+        # Pretend the batch came from a slightly different policy, so the ratio is clipped on both sides.
+        log_prob_key = group.key("action_log_prob")
+        behaviour_log_prob = minibatch.get(log_prob_key) + 0.3 * torch.randn_like(minibatch.get(log_prob_key))
+        minibatch.set(log_prob_key, behaviour_log_prob)
+        parameters = [*policy.parameters(), *critic.parameters()]
 
-    reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
-                            entropy_coeff=config.entropy_coeff, normalize_advantage=False)
-    reference.set_keys(value=STATE_VALUE_KEY)
-    torch.manual_seed(1)
-    expected = reference(minibatch)
-    assert 0 < expected["clip_fraction"] < 1
-    expected_total = expected["loss_objective"] + expected["loss_critic"] + expected["loss_entropy"]
-    expected_grads = torch.autograd.grad(expected_total, parameters)
+        reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
+                                entropy_coeff=config.entropy_coeff, normalize_advantage=False)
+        reference.set_keys(value=group.key("state_value"), action=group.key("action"), sample_log_prob=log_prob_key,
+                           advantage=group.key("advantage"), value_target=group.key("value_target"),
+                           reward=group.key("reward"), done=group.key("done"), terminated=group.key("terminated"))
+        torch.manual_seed(1)
+        expected = reference(minibatch)
+        assert 0 < expected["clip_fraction"] < 1
+        expected_total = expected["loss_objective"] + expected["loss_critic"] + expected["loss_entropy"]
+        expected_grads = torch.autograd.grad(expected_total, parameters)
 
-    tensor_policy = TensorPolicy(policy)
-    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
-                             entropy_coeff=config.entropy_coeff)
-    batch = PPOBatch.from_rollout(minibatch, tensor_policy, log_prob=minibatch.get((GROUP, "action_log_prob")))
-    torch.manual_seed(1)
-    losses = objective(batch)
-    grads = torch.autograd.grad(losses.total(), parameters)
+        actor = tensor_policy(policy, group)
+        objective = PPOObjective(actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
+                                 entropy_coeff=config.entropy_coeff)
+        batch = PPOBatch.from_rollout(minibatch, group, actor, log_prob=behaviour_log_prob)
+        torch.manual_seed(1)
+        losses = objective(batch)
+        grads = torch.autograd.grad(losses.total(), parameters)
 
-    for ours, theirs in ((losses.objective, "loss_objective"), (losses.critic, "loss_critic"),
-                         (losses.entropy_bonus, "loss_entropy"), (losses.entropy, "entropy")):
-        torch.testing.assert_close(ours, expected[theirs], msg=f"{theirs} differs")
-    for ours, theirs in zip(grads, expected_grads):
-        torch.testing.assert_close(ours, theirs)
+        for ours, theirs in ((losses.objective, "loss_objective"), (losses.critic, "loss_critic"),
+                             (losses.entropy_bonus, "loss_entropy"), (losses.entropy, "entropy")):
+            torch.testing.assert_close(ours, expected[theirs], msg=f"{group.name}: {theirs} differs")
+        for ours, theirs in zip(grads, expected_grads):
+            torch.testing.assert_close(ours, theirs)
 
 
 def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_one() -> None:

@@ -1,0 +1,94 @@
+"""What each VMAS scenario's episode end means, and how its team size is set.
+
+VMAS gives one `done` per env, but scenarios mean different things by it: in navigation it fires when
+every agent is on its goal, in balance also when the package falls, in road_traffic when cars crash,
+and most scenarios never end before the step limit. Evaluation reports a success rate only where the
+end means success (tests/test_scenarios.py checks the entries that matter against VMAS's behaviour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class EpisodeEnd(Enum):
+    """What a scenario's `done` means."""
+
+    SUCCESS = "success"  # the task was completed
+    MIXED = "goal or failure"  # the task was completed, or failed beyond repair
+    FAILURE = "failure"  # a crash or a fall: the end is always bad
+    NEVER = "never"  # the scenario never ends before the step limit
+
+
+@dataclass(frozen=True)
+class EndMeaning:
+    end: EpisodeEnd
+    what: str  # what an early end is, in the scenario's words, for tables
+
+    @property
+    def defines_success(self) -> bool:
+        return self.end is EpisodeEnd.SUCCESS
+
+    @property
+    def can_end(self) -> bool:
+        return self.end is not EpisodeEnd.NEVER
+
+
+_SUCCESS = {
+    "navigation": "every agent on its goal",
+    "passage": "every agent through the passage, on its goal",
+    "dispersion": "every food eaten",
+    "discovery": "every target covered",
+    "transport": "the package on its goal",
+    "reverse_transport": "the package on its goal",
+    "joint_passage": "the joint on its goal",
+    "joint_passage_size": "the joint on its goal",
+    "asym_joint": "the joint on its goal",
+    "dropout": "the energy goal reached",
+    "line_trajectory": "the end of the line reached",
+}
+_MIXED = {
+    "balance": "package on its goal, or dropped on the ground",
+    "ball_passage": "ball on its goal, or out of the arena",
+    "buzz_wire": "ball on its goal, or the wire touched",
+    "football": "a goal scored, by either team",
+}
+_FAILURE = {
+    "road_traffic": "a collision (car with car or lane boundary)",
+    "drone": "a drone out of control (flipped or out of bounds)",
+}
+# Scenarios whose end depends on an argument: (argument, meaning when it is true).
+_ENDS_WHEN_ARGUMENT = {"give_way": ("done_on_completion", "both agents on their goals")}
+
+# Scenarios that ignore n_agents: the arguments that set their team size instead.
+TEAM_SIZE_ARGUMENTS = {
+    "football": ("n_blue_agents",),
+    "simple_tag": ("num_good_agents", "num_adversaries"),
+    "simple_world_comm": ("num_good_agents", "num_adversaries"),
+}
+
+
+def end_meaning(scenario: str, scenario_args: dict[str, Any]) -> EndMeaning:
+    if scenario in _SUCCESS:
+        return EndMeaning(EpisodeEnd.SUCCESS, _SUCCESS[scenario])
+    if scenario in _MIXED:
+        return EndMeaning(EpisodeEnd.MIXED, _MIXED[scenario])
+    if scenario in _FAILURE:
+        return EndMeaning(EpisodeEnd.FAILURE, _FAILURE[scenario])
+    if scenario in _ENDS_WHEN_ARGUMENT:
+        argument, what = _ENDS_WHEN_ARGUMENT[scenario]
+        if scenario_args.get(argument) is True:
+            return EndMeaning(EpisodeEnd.SUCCESS, what)
+    return EndMeaning(EpisodeEnd.NEVER, "never ends before the step limit")
+
+
+def team_size_hint(scenario: str, n_agents: int) -> str:
+    """How to change the team of a scenario that ignores --n-agents."""
+    arguments = TEAM_SIZE_ARGUMENTS.get(scenario)
+    if arguments is None:
+        return f"scenario {scenario!r} has a fixed team of {n_agents} agents; leave --n-agents out"
+    settings = " ".join(f"--scenario-arg {name}=K" for name in arguments)
+    return (f"scenario {scenario!r} ignores --n-agents (it has {n_agents} agents); leave --n-agents out, and "
+            f"set its team size with {settings}")
