@@ -297,7 +297,7 @@ def _evaluation_rows(results: dict[str, Any]) -> list[tuple[str, Any]]:
                  for group in groups]
     rows += [("success rate", lambda side: _number(side["success_rate"]))]
     if results["episode_end"] in ("goal or failure", "failure"):
-        rows += [(f"ended early ({results['episode_end_means']})", lambda side: _number(side["ended_early_rate"]))]
+        rows += [(f"ended early ({results['episode_end']})", lambda side: _number(side["ended_early_rate"]))]
     rows += [("collisions per episode", lambda side: _number(side["mean_collisions"])),
              ("mean episode length", lambda side: _number(side["mean_length"]))]
     return rows

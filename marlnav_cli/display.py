@@ -32,9 +32,21 @@ def egl_available() -> bool:
         return False
 
 
+def restore_matplotlib_get_cmap() -> None:
+    """VMAS's colour maps (the sampling scenario) call matplotlib.cm.get_cmap, which matplotlib 3.9
+    removed; its replacement takes the same arguments. Put back only where it is missing."""
+    import matplotlib
+    from matplotlib import cm
+
+    if not hasattr(cm, "get_cmap"):
+        cm.get_cmap = lambda name=None, lut=None: matplotlib.colormaps.get_cmap(name).resampled(lut) \
+            if lut is not None else matplotlib.colormaps.get_cmap(name)
+
+
 def ensure_display(egl_check: Callable[[], bool] = egl_available,
                    find_xvfb: Callable[[], str | None] = lambda: shutil.which("Xvfb")) -> str:
     """Make rendering possible in this process; return how ('display', 'egl' or 'xvfb')."""
+    restore_matplotlib_get_cmap()
     if os.environ.get("DISPLAY"):
         return "display"
     if egl_check():

@@ -78,13 +78,9 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         base = _build_vmas(config, num_envs=num_envs, seed=seed, device=device, step_limit=step_limit)
-    unused = _unused_arguments(caught, config.scenario_args)
-    if unused:
-        raise ConfigError(f"scenario {config.scenario!r} takes no argument {', '.join(unused)}")
+    _refuse_unused_arguments(config, caught)
     if base.n_agents != config.n_agents:
-        raise ConfigError(f"{team_size_hint(config.scenario, base.n_agents)}, not --n-agents {config.n_agents}"
-                          if _ignores_n_agents(caught) else
-                          f"scenario {config.scenario!r} built {base.n_agents} agents, not {config.n_agents}")
+        raise ConfigError(f"{team_size_hint(config.scenario, base.n_agents)}, not --n-agents {config.n_agents}")
     for group, het in base.het_specs_map.items():
         if het:
             raise ConfigError(f"scenario {config.scenario!r}: agents of group {group!r} differ in observation or "
@@ -98,7 +94,8 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
 
 
 def fixed_team_size(config: TrainConfig) -> int | None:
-    """The team size of a scenario that ignores n_agents (None when n_agents sets it)."""
+    """The team size of a scenario that ignores n_agents, or reads it but keeps its own (multi_give_way);
+    None when n_agents sets it. Builds the scenario once, so its arguments are checked too."""
     import vmas
 
     check_scenario(config.scenario)
@@ -109,7 +106,14 @@ def fixed_team_size(config: TrainConfig) -> int | None:
                                   n_agents=config.n_agents, **config.scenario_args)
         except (AssertionError, TypeError, ValueError, KeyError) as error:
             raise _refused(config, error) from None
-    return world.n_agents if _ignores_n_agents(caught) else None
+    _refuse_unused_arguments(config, caught)
+    return world.n_agents if _ignores_n_agents(caught) or world.n_agents != config.n_agents else None
+
+
+def _refuse_unused_arguments(config: TrainConfig, caught: list[warnings.WarningMessage]) -> None:
+    unused = _unused_arguments(caught, config.scenario_args)
+    if unused:
+        raise ConfigError(f"scenario {config.scenario!r} takes no argument {', '.join(unused)}")
 
 
 def _unused_arguments(caught: list[warnings.WarningMessage], scenario_args: dict[str, Any]) -> list[str]:

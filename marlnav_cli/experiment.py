@@ -29,6 +29,7 @@ from marlnav_cli.files import ensure_folder, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
+from marlnav_cli.scenarios import team_size_hint
 from marlnav_cli.train import TrainState, train
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
@@ -82,11 +83,13 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
 
 
 def fit_team_size(config: TrainConfig, *, explicit: bool) -> TrainConfig:
-    """The scenario's own team size where it ignores n_agents, unless the user asked for another one
-    (which make_env then refuses, saying how that scenario's team is set)."""
+    """The scenario's own team size where it ignores n_agents; asking for another one is refused, saying
+    how that scenario's team is set. Checked before any run folder exists."""
     fixed = fixed_team_size(config)
-    if fixed is None or explicit:
+    if fixed is None or fixed == config.n_agents:
         return config
+    if explicit:
+        raise ConfigError(f"{team_size_hint(config.scenario, fixed)}, not --n-agents {config.n_agents}")
     return dataclasses.replace(config, n_agents=fixed).validate()
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from marlnav_cli.checkpoint import read_checkpoint
@@ -81,11 +82,13 @@ def test_interrupted_run_resumes_bit_exactly(cli, tmp_path: Path) -> None:
     _assert_same_run(split, straight)
 
 
-def test_resume_extends_a_finished_run_bit_exactly(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", [[], ["--discrete"], ["--scenario", "simple_tag"]],
+                         ids=["navigation", "discrete", "two-groups"])
+def test_resume_extends_a_finished_run_bit_exactly(cli, tmp_path: Path, task: list[str]) -> None:
     """With a constant learning rate, 200 frames then --frames 400 equal 400 uninterrupted."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert cli("train", *TINY_TRAIN, "--constant-lr", "--frames", "400", "--out", straight).exit_code == 0
-    assert cli("train", *TINY_TRAIN, "--constant-lr", "--frames", "200", "--out", split).exit_code == 0
+    assert cli("train", *TINY_TRAIN, *task, "--constant-lr", "--frames", "400", "--out", straight).exit_code == 0
+    assert cli("train", *TINY_TRAIN, *task, "--constant-lr", "--frames", "200", "--out", split).exit_code == 0
     result = cli("train", "--resume", split / "policy.safetensors", "--frames", "400", "--device", "cpu", "--quiet")
     assert result.exit_code == 0, result.stderr
     _assert_same_run(split, straight)

@@ -1,0 +1,169 @@
+"""Every scenario VMAS ships runs end to end; agent groups, discrete actions and team sizes; and what
+evaluation says an episode's end means, checked against VMAS's own code and behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import vmas
+from vmas.simulator.scenario import BaseScenario
+
+from marlnav_cli.checkpoint import read_checkpoint
+from marlnav_cli.config import available_scenarios
+from marlnav_cli.scenarios import EpisodeEnd, end_meaning
+
+# One iteration of 4 envs x 10 steps through 8-unit nets: the same code path as a real run, in a second.
+ONE_ITERATION = ["--frames", "40", "--frames-per-batch", "40", "--max-steps", "10", "--epochs", "1",
+                 "--minibatch-size", "20", "--num-cells", "8", "--device", "cpu", "--quiet"]
+
+
+@pytest.mark.parametrize("scenario", available_scenarios())
+def test_every_scenario_runs_end_to_end(cli, tmp_path: Path, scenario: str) -> None:
+    """Specs, a few rollout steps, one training iteration, evaluation and a rendered episode."""
+    specs = cli("inspect-specs", "--scenario", scenario, "--num-envs", "2", "--device", "cpu", "--json")
+    assert specs.exit_code == 0, specs.stderr
+    groups = specs.json()["groups"]
+    steps = cli("rollout", "--scenario", scenario, "--num-envs", "2", "--steps", "3", "--device", "cpu", "--json")
+    assert steps.exit_code == 0, steps.stderr
+    assert set(steps.json()["reward_per_agent"]) == {name for names in groups.values() for name in names}
+    trained = cli("train", "--scenario", scenario, *ONE_ITERATION, "--out", tmp_path / "run")
+    assert trained.exit_code == 0, trained.stderr
+    checkpoint = tmp_path / "run" / "policy.safetensors"
+    assert read_checkpoint(checkpoint).groups == groups
+    report = cli("evaluate", checkpoint, "--episodes", "2", "--device", "cpu", "--json")
+    assert report.exit_code == 0, report.stderr
+    assert set(report.json()["policy"]["groups"]) == set(groups)
+    assert (report.json()["policy"]["success_rate"] is None) != end_meaning(scenario, {}).defines_success
+    gif = cli("render", checkpoint, tmp_path / "episode.gif", "--device", "cpu", "--json")
+    assert gif.exit_code == 0, gif.stderr
+    assert gif.json()["frames"] == sum(length + 1 for length in gif.json()["episode_lengths"])
+
+
+def _scenario(name: str, **kwargs) -> vmas.simulator.environment.Environment:
+    return vmas.make_env(name, num_envs=8, device="cpu", seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("scenario", available_scenarios())
+def test_never_ending_means_vmas_defines_no_done(scenario: str) -> None:
+    """The table calls a scenario never-ending exactly when its class keeps BaseScenario's done (always
+    false); give_way ends only with done_on_completion."""
+    scenario_class = type(_scenario(scenario).scenario)
+    keeps_base_done = scenario_class.done is BaseScenario.done or scenario == "give_way"
+    assert (end_meaning(scenario, {}).end is EpisodeEnd.NEVER) == keeps_base_done
+    if scenario == "give_way":
+        assert _scenario(scenario).done().any() == torch.tensor(False)
+        assert end_meaning(scenario, {"done_on_completion": True}).defines_success
+
+
+def test_navigation_ends_exactly_when_every_agent_is_on_its_goal() -> None:
+    env = _scenario("navigation", n_agents=3)
+    agents = env.world.agents
+    assert not env.done().any()
+    for agent in agents[:-1]:
+        agent.set_pos(agent.goal.state.pos, batch_index=None)
+    assert not env.done().any()  # two of three on their goals is not the end
+    agents[-1].set_pos(agents[-1].goal.state.pos, batch_index=None)
+    assert env.done().all()
+    assert end_meaning("navigation", {}).end is EpisodeEnd.SUCCESS
+
+
+def _ends_under_random_actions(env, condition) -> tuple[int, int]:
+    """(episodes that ended, of those how many with `condition` true) over 200 random steps."""
+    env.reset()
+    ended = with_condition = 0
+    for _ in range(200):
+        _, _, done, _ = env.step([env.get_random_action(agent) for agent in env.agents])
+        ended += int(done.sum())
+        with_condition += int((done & condition(env.scenario)).sum())
+        for index in done.nonzero().flatten().tolist():
+            env.reset_at(index)
+    return ended, with_condition
+
+
+def test_balance_also_ends_when_the_package_falls() -> None:
+    ended, fallen = _ends_under_random_actions(_scenario("balance", n_agents=3), lambda s: s.on_the_ground)
+    assert ended > 0 and fallen > 0  # an end can be a failure: no success rate
+    assert end_meaning("balance", {}).end is EpisodeEnd.MIXED
+
+
+def test_road_traffic_ends_on_collisions() -> None:
+    def collided(scenario) -> torch.Tensor:
+        collisions = scenario.collisions
+        return collisions.with_agents.flatten(1).any(-1) | collisions.with_lanelets.any(-1)
+
+    ended, crashed = _ends_under_random_actions(_scenario("road_traffic", n_agents=3), collided)
+    assert ended > 0 and crashed == ended
+    assert end_meaning("road_traffic", {}).end is EpisodeEnd.FAILURE
+
+
+def test_evaluation_reports_only_what_the_scenario_defines(cli, tmp_path: Path) -> None:
+    reports = {}
+    for scenario in ("simple_spread", "balance"):
+        assert cli("train", "--scenario", scenario, *ONE_ITERATION, "--out", tmp_path / scenario).exit_code == 0
+        result = cli("evaluate", tmp_path / scenario / "policy.safetensors", "--episodes", "4", "--device", "cpu")
+        assert result.exit_code == 0
+        reports[scenario] = (result.stdout, cli("evaluate", tmp_path / scenario / "policy.safetensors",
+                                                "--episodes", "4", "--device", "cpu", "--json").json())
+    text, never = reports["simple_spread"]
+    assert never["episode_end"] == "never" and never["policy"]["success_rate"] is None
+    assert never["policy"]["ended_early_rate"] is None and never["policy"]["mean_collisions"] is None
+    assert "never ends before the step limit" in text
+    text, mixed = reports["balance"]
+    assert mixed["episode_end"] == "goal or failure" and mixed["policy"]["success_rate"] is None
+    assert 0.0 <= mixed["policy"]["ended_early_rate"] <= 1.0
+    assert "ended early (goal or failure)" in text and "dropped on the ground" in " ".join(text.split())
+
+
+def test_competitive_scenario_trains_each_group_on_its_own_reward(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "tag"
+    result = cli("train", "--scenario", "simple_tag", *ONE_ITERATION, "--frames", "80", "--out", folder, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert Path(result.json()["run_folder"]) == folder
+    checkpoint = read_checkpoint(folder / "policy.safetensors")
+    assert checkpoint.config.n_agents == 4  # the scenario's own team: 3 adversaries chase 1 agent
+    assert checkpoint.groups == {"adversary": ["adversary_0", "adversary_1", "adversary_2"], "agent": ["agent_0"]}
+    names = set(checkpoint.tensors)
+    for prefix in ("policy.adversary.", "policy.agent.", "critic.adversary.", "critic.agent."):
+        assert any(name.startswith(prefix) for name in names), prefix
+    row = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+    # simple_tag rewards catching: adversaries gain exactly what the agent loses per collision (+10 / -10),
+    # and the agent also pays for leaving the arena.
+    assert row["adversary/reward_mean"] >= 0 >= row["agent/reward_mean"]
+    report = cli("evaluate", folder / "policy.safetensors", "--episodes", "3", "--device", "cpu", "--json").json()
+    assert report["policy"]["mean_reward"] is None  # a mean over competing teams would mean nothing
+    assert set(report["policy"]["groups"]) == {"adversary", "agent"}
+    table = cli("evaluate", folder / "policy.safetensors", "--episodes", "3", "--device", "cpu").stdout
+    assert "mean episode reward, adversary" in table and "mean episode reward, agent" in table
+
+
+def test_discrete_navigation_trains_evaluates_and_renders(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "discrete"
+    assert cli("train", "--discrete", *ONE_ITERATION, "--out", folder).exit_code == 0
+    checkpoint = folder / "policy.safetensors"
+    assert read_checkpoint(checkpoint).config.discrete
+    first = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
+    second = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
+    assert first["policy"] == second["policy"]  # the most likely action: deterministic
+    rollout = cli("rollout", "--checkpoint", checkpoint, "--num-envs", "2", "--device", "cpu", "--json").json()
+    shapes = {".".join(leaf["key"]): (leaf["shape"], leaf["dtype"]) for leaf in rollout["keys"]}
+    assert shapes["agents.action"] == ([2, 5, 3], "int64") and "agents.logits" in shapes
+    assert cli("render", checkpoint, tmp_path / "d.gif", "--device", "cpu").exit_code == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scenario", "football", "--n-agents", "5"], "--scenario-arg n_blue_agents=K"),
+    (["--scenario", "simple_tag", "--n-agents", "2"], "--scenario-arg num_good_agents=K --scenario-arg num_adversaries=K"),
+    (["--scenario", "passage", "--n-agents", "3"], "fixed team of 5 agents; leave --n-agents out"),
+], ids=["football", "simple_tag", "passage"])
+def test_fixed_team_size_says_how_to_change_it(cli, tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("train", *args, *ONE_ITERATION, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_team_size_set_by_a_scenario_argument(cli) -> None:
+    specs = cli("inspect-specs", "--scenario", "football", "--scenario-arg", "n_blue_agents=2", "--num-envs", "2",
+                "--device", "cpu", "--json").json()
+    assert specs["n_agents"] == 2 and specs["groups"] == {"agent_blue": ["agent_blue_0", "agent_blue_1"]}
