@@ -116,6 +116,7 @@ def train(
     """
     from marlnav_cli.checkpoint import read_checkpoint
     from marlnav_cli.experiment import resolve_train_config, run_training
+    from marlnav_cli.metrics import group_names
 
     options = {"scenario": scenario, "n_agents": n_agents, "total_frames": frames, "frames_per_batch": frames_per_batch,
                "max_steps": max_steps, "num_epochs": epochs, "minibatch_size": minibatch_size, "lr": lr,
@@ -142,7 +143,10 @@ def train(
 
     def on_iteration(state: Any) -> None:
         row = state.history[-1]
-        progress.update(task, completed=row["iteration"], frames=row["frames"], reward=f"{row['reward_mean']:.3f}",
+        groups = group_names(row)
+        reward = (" ".join(f"{name} {row[f'{name}/reward_mean']:.2f}" for name in groups) if groups
+                  else f"{row['reward_mean']:.3f}")
+        progress.update(task, completed=row["iteration"], frames=row["frames"], reward=escape(reward),
                         fps=f"{row['frames_per_s']:.0f}")
 
     try:
@@ -474,16 +478,41 @@ def export(
     console.print(f"wrote {escape(str(out))} ({out.stat().st_size / 1024:.0f} KiB)")
 
 
-@app.command(epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --json")
-def scenarios(as_json: AsJson = False) -> None:
+@app.command(epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n"
+                     "  marlnav scenarios --details --json")
+def scenarios(
+    details: Annotated[bool, typer.Option("--details", help="Build each scenario (a few seconds each) and show its "
+                                          "agent groups, observation and action sizes, and what its end means.")]
+    = False,
+    as_json: AsJson = False,
+) -> None:
     """List the VMAS scenarios --scenario accepts."""
     from marlnav_cli.config import available_scenarios
+    from marlnav_cli.experiment import describe_scenario
 
     names = available_scenarios()
-    if as_json:
-        console.print_json(json.dumps(names))
+    if not details:
+        console.print_json(json.dumps(names)) if as_json else console.print("\n".join(names))
         return
-    console.print("\n".join(names))
+    with err_console.status("building scenarios...") as status:
+        described = []
+        for name in names:
+            status.update(f"building {name}...")
+            described.append(describe_scenario(name))
+    if as_json:
+        console.print_json(json.dumps(described))
+        return
+    table = Table(title="VMAS scenarios with their default settings")
+    for column in ("scenario", "groups (agents: observation, continuous action / discrete choices)", "team size",
+                   "episode end"):
+        table.add_column(column)
+    for entry in described:
+        groups = "; ".join(f"{name} x{g['agents']}: {g['observation_size']}, {g['action_size']} / "
+                           f"{g['discrete_actions']}" for name, g in entry["groups"].items())
+        end = entry["episode_end"] if entry["episode_end"] == "never" else \
+            f"{entry['episode_end']}: {entry['episode_end_means']}"
+        table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end))
+    console.print(table)
 
 
 @app.command()

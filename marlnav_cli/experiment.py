@@ -23,13 +23,14 @@ from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, sa
 from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_positive, preset_config
 from marlnav_cli.errors import ConfigError, TrainingDiverged
 from marlnav_cli.display import ensure_display
-from marlnav_cli.envs import agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env, resolve_device
+from marlnav_cli.envs import (agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env,
+                              observation_size, resolve_device)
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.files import ensure_folder, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
-from marlnav_cli.scenarios import team_size_hint
+from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
 from marlnav_cli.train import TrainState, train
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
@@ -258,6 +259,28 @@ def rollout_summary(config: TrainConfig | None, *, steps: int, num_envs: int, ch
     summary = describe_rollout(data, agent_groups(env))
     summary["policy"] = "checkpoint" if policy is not None else "random"
     return summary
+
+
+def describe_scenario(scenario: str) -> dict[str, Any]:
+    """A scenario with its default settings: its agent groups, what each observes and does, and what the
+    end of an episode means. Builds it twice (continuous and discrete actions), one env on the CPU."""
+    groups: dict[str, Any] = {}
+    for discrete in (False, True):
+        config = env_config(scenario=scenario, n_agents=None, max_steps=TrainConfig.max_steps, seed=0,
+                            discrete=discrete, scenario_args={})
+        env = make_env(config, num_envs=1, seed=0, device=torch.device("cpu"))
+        for group in agent_groups(env):
+            action = env.full_action_spec_unbatched[group.key("action")]
+            groups.setdefault(group.name, {"agents": group.n_agents,
+                                           "observation_size": observation_size(env, group)})
+            groups[group.name]["discrete_actions" if discrete else "action_size"] = (
+                int(action.space.n) if discrete else action.shape[-1])
+        env.close()
+    meaning = end_meaning(scenario, {})
+    return {"scenario": scenario, "n_agents": config.n_agents, "groups": groups, "episode_end": meaning.end.value,
+            "episode_end_means": meaning.what, "success_defined": meaning.defines_success,
+            "team_size": "--n-agents" if fixed_team_size(config) is None else
+            " ".join(f"{name}=K" for name in TEAM_SIZE_ARGUMENTS.get(scenario, ())) or "fixed"}
 
 
 def inspect_env(config: TrainConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:

@@ -48,13 +48,22 @@ def save_figure(figure: Any, axes: list[Any], path: Path) -> None:
     plt.close(figure)
 
 
+def group_names(row: dict[str, Any]) -> list[str]:
+    """The agent groups a metrics row has figures for: none when the run had a single group."""
+    return [key.removesuffix("/reward_mean") for key in row if key.endswith("/reward_mean")]
+
+
 def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Mean (with min-max band) training episode reward and the loss terms against frames."""
+    """Mean (with min-max band) training episode reward, per group where there are several, and the
+    loss terms against frames."""
     frames = [row["frames"] for row in history]
     figure, (reward_axis, loss_axis) = new_figure(2, (11, 4))
-    reward_axis.plot(frames, [row["reward_mean"] for row in history], marker="o", label="mean")
-    reward_axis.fill_between(frames, [row["reward_min"] for row in history],
-                             [row["reward_max"] for row in history], alpha=0.2, label="min-max")
+    for prefix in [f"{name}/" for name in group_names(history[0])] or [""]:
+        label = prefix.rstrip("/") or "mean"
+        reward_axis.plot(frames, [row[f"{prefix}reward_mean"] for row in history], marker="o", label=label)
+        reward_axis.fill_between(frames, [row[f"{prefix}reward_min"] for row in history],
+                                 [row[f"{prefix}reward_max"] for row in history], alpha=0.2,
+                                 label=f"{label} min-max")
     reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
     for name in ("loss_objective", "loss_critic", "loss_entropy"):
         loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))

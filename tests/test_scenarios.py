@@ -167,3 +167,16 @@ def test_team_size_set_by_a_scenario_argument(cli) -> None:
     specs = cli("inspect-specs", "--scenario", "football", "--scenario-arg", "n_blue_agents=2", "--num-envs", "2",
                 "--device", "cpu", "--json").json()
     assert specs["n_agents"] == 2 and specs["groups"] == {"agent_blue": ["agent_blue_0", "agent_blue_1"]}
+
+
+def test_scenarios_details_describe_groups_actions_and_ends(cli) -> None:
+    described = {entry["scenario"]: entry for entry in cli("scenarios", "--details", "--json").json()}
+    assert set(described) == set(available_scenarios())
+    navigation, tag, football = described["navigation"], described["simple_tag"], described["football"]
+    assert navigation["groups"] == {"agents": {"agents": 3, "observation_size": 18, "action_size": 2,
+                                               "discrete_actions": 9}}
+    assert navigation["success_defined"] and navigation["team_size"] == "--n-agents"
+    assert {name: group["agents"] for name, group in tag["groups"].items()} == {"adversary": 3, "agent": 1}
+    assert tag["episode_end"] == "never" and not tag["success_defined"]
+    assert football["team_size"] == "n_blue_agents=K" and football["episode_end"] == "goal or failure"
+    assert described["passage"]["team_size"] == "fixed"
