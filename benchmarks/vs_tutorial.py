@@ -84,7 +84,7 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
                   device=loaded.device, n_agents=config.n_agents, seed=seed + 1000)
     env = TransformedEnv(env, RewardSum(in_keys=[env.reward_key], out_keys=[("agents", "episode_reward")]))
     with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
-        td = env.rollout(config.max_steps, policy=loaded.policy, break_when_any_done=False)
+        td = env.rollout(config.max_steps, policy=loaded.actor, break_when_any_done=False)
     done = td.get(("next", "done")).squeeze(-1)
     first_done = done.float().argmax(dim=1)
     per_env = td.get(("next", "agents", "episode_reward"))[torch.arange(episodes), first_done].mean(dim=(-2, -1))

@@ -52,14 +52,11 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} was trained with agent groups {self.groups}, but this VMAS builds "
                                   f"{built} from its config")
 
-    def check_matches(self, *, scenario: str | None = None, n_agents: int | None = None) -> None:
-        """Refuse when the caller asks for a task this checkpoint was not trained on."""
+    def check_matches(self, *, scenario: str | None = None) -> None:
+        """Refuse when the caller asks for a scenario this checkpoint was not trained on."""
         if scenario is not None and scenario != self.config.scenario:
             raise CheckpointError(f"{self.path} was trained on scenario {self.config.scenario!r}, "
                                   f"not {scenario!r}")
-        if n_agents is not None and n_agents != self.config.n_agents:
-            raise CheckpointError(f"{self.path} was trained with {self.config.n_agents} agents, "
-                                  f"not {n_agents}")
 
 
 def weight_prefixes(groups: list[str]) -> dict[str, tuple[str, str]]:

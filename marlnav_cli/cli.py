@@ -257,7 +257,8 @@ def rollout(
 
 
 @app.command(epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
-                     "  marlnav evaluate ckpt.safetensors --episodes 500 --json")
+                     "  marlnav evaluate ckpt.safetensors --episodes 500 --json\n\n"
+                     "  marlnav evaluate ckpt.safetensors --n-agents 5")
 def evaluate(
     checkpoint: CheckpointPath,
     episodes: Annotated[int, typer.Option(help="Episodes to run (one vectorised env each).")] = 200,
@@ -265,12 +266,13 @@ def evaluate(
                                              show_default=False)] = None,
     scenario: Annotated[str | None, typer.Option(help="Refuse unless the checkpoint was trained on this scenario.",
                                                  show_default=False)] = None,
-    n_agents: Annotated[int | None, typer.Option(help="Refuse unless the checkpoint has this many agents.",
-                                                 show_default=False)] = None,
+    n_agents: Annotated[int | None, typer.Option(help="Run the checkpoint's shared policy with this many agents "
+                                                 "(default: as trained).", show_default=False)] = None,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
-    """Run the policy deterministically and report reward, success, collisions and length next to random actions."""
+    """Run the policy deterministically and report reward, success (with its 95% interval), collisions and length
+    next to random actions."""
     from marlnav_cli.experiment import evaluate_checkpoint
 
     results = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, device_name=device,
@@ -278,8 +280,8 @@ def evaluate(
     if as_json:
         console.print_json(json.dumps(results))
         return
-    table = Table(title=f"{escape(str(checkpoint))}: {episodes} episodes, seed {results['seed']}, "
-                        f"step limit {results['max_steps']}")
+    table = Table(title=f"{escape(str(checkpoint))}: {results['n_agents']} agents, {episodes} episodes, seed "
+                        f"{results['seed']}, step limit {results['max_steps']}")
     table.add_column("metric")
     table.add_column("policy (deterministic)", justify="right")
     table.add_column("random actions", justify="right")
@@ -294,12 +296,14 @@ def _evaluation_rows(results: dict[str, Any]) -> list[tuple[str, Any]]:
     groups = list(results["policy"]["groups"])
     rows: list[tuple[str, Any]] = []
     if len(groups) == 1:
-        rows += [("mean episode reward", lambda side: _number(side["mean_reward"])),
+        rows += [("mean episode reward (± s.e.)",
+                  lambda side: f"{_number(side['mean_reward'])} ± {_number(side['mean_reward_se'])}"),
                  ("std episode reward", lambda side: _number(side["std_reward"]))]
     else:
         rows += [(f"mean episode reward, {group}", lambda side, g=group: _number(side["groups"][g]["mean_reward"]))
                  for group in groups]
-    rows += [("success rate", lambda side: _number(side["success_rate"]))]
+    rows += [("success rate [95% interval]", lambda side: _number(side["success_rate"]) + (
+        "" if side["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*side["success_rate_ci95"])))]
     if results["episode_end"] in ("goal or failure", "failure"):
         rows += [(f"ended early ({results['episode_end']})", lambda side: _number(side["ended_early_rate"]))]
     rows += [("collisions per episode", lambda side: _number(side["mean_collisions"])),
@@ -328,6 +332,7 @@ def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
 
 @app.command(epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
                      "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
+                     "  marlnav render ckpt.safetensors five.gif --n-agents 5\n\n"
                      "  marlnav render --random random.gif --n-agents 4")
 def render(
     paths: Annotated[list[Path], typer.Argument(metavar="[CHECKPOINT] OUT.gif",
@@ -356,12 +361,52 @@ def render(
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
         result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
-                            device_name=device)
+                            device_name=device, n_agents=None if random else n_agents)
     if as_json:
         console.print_json(json.dumps(result))
         return
     console.print(f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
               f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}")
+
+
+@app.command(epilog="Examples:\n\n  marlnav transfer checkpoints/navigation-3ag-mappo.safetensors --agents 1-8\n\n"
+                     "  marlnav transfer ckpt.safetensors --agents 2,3,4,6,8 --episodes 500 --out sizes.png --json")
+def transfer(
+    checkpoint: CheckpointPath,
+    agents: Annotated[str, typer.Option(help="Team sizes: ranges and lists, e.g. 1-8 or 2,3,4,6,8.")] = "1-8",
+    episodes: Annotated[int, typer.Option(help="Episodes per team size.")] = 200,
+    seed: Annotated[int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).",
+                                             show_default=False)] = None,
+    out: Annotated[Path, typer.Option(help="PNG of the figures against team size.")] = Path("transfer.png"),
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Evaluate a shared policy at other team sizes: success (95% interval), length, collisions and reward
+    against the number of agents, the policy beside random actions."""
+    from marlnav_cli.config import parse_int_ranges
+    from marlnav_cli.transfer import transfer as run_transfer
+
+    sizes = parse_int_ranges(agents, flag="--agents", most=64, smallest=1)
+    with err_console.status("evaluating...") as status:
+        reports = run_transfer(checkpoint, sizes, out, episodes=episodes, seed=seed, device_name=device,
+                               on_size=lambda n: status.update(f"evaluating with {n} agents..."))
+    if as_json:
+        console.print_json(json.dumps({"plot": str(out), "team_sizes": reports}))
+        return
+    table = Table(title=f"{escape(str(checkpoint))} (trained with {reports[0]['trained_n_agents']} agents): "
+                        f"{episodes} episodes per team size")
+    for column in ("agents", "success [95% interval]", "random success", "mean length", "collisions",
+                   "mean reward", "random reward"):
+        table.add_column(column, justify="right")
+    for report in reports:
+        policy, random_side = report["policy"], report["random"]
+        success = _number(policy["success_rate"]) + (
+            "" if policy["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*policy["success_rate_ci95"]))
+        table.add_row(str(report["n_agents"]), success, _number(random_side["success_rate"]),
+                      _number(policy["mean_length"], 1), _number(policy["mean_collisions"], 2),
+                      _number(policy["mean_reward"]), _number(random_side["mean_reward"]))
+    console.print(table)
+    console.print(f"plot: {escape(str(out))}")
 
 
 @app.command(epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
@@ -463,19 +508,29 @@ def sweep(
                   f"curves: {escape(str(folder / 'curves.png'))}")
 
 
-@app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors "
-                     "checkpoints/navigation-3ag-mappo.safetensors")
+@app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"
+                     "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors")
 def export(
     checkpoint: CheckpointPath,
-    out: Annotated[Path, typer.Argument(help="The policy-only .safetensors to write.", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="policy.onnx (an ONNX model, checked against marlnav's actions) or a "
+                                             "policy-only .safetensors.", show_default=False)],
+    as_json: AsJson = False,
 ) -> None:
-    """Write a small policy-only checkpoint (to share or ship): evaluate, render and rollout take it; resume doesn't."""
-    from marlnav_cli.checkpoint import export_policy, read_checkpoint
-    from marlnav_cli.experiment import load_policy
+    """Export the policy: to ONNX for onnxruntime (deterministic actions, checked for parity on real
+    observations before it is written), or as a small policy-only checkpoint that evaluate, render and
+    rollout take."""
+    from marlnav_cli.exporting import export_policy_file
 
-    load_policy(checkpoint, device_name="cpu")  # refuse a checkpoint whose policy would not load
-    export_policy(read_checkpoint(checkpoint), out)
-    console.print(f"wrote {escape(str(out))} ({out.stat().st_size / 1024:.0f} KiB)")
+    result = export_policy_file(checkpoint, out)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    detail = ""
+    if "max_abs_difference" in result:
+        detail = (f"; onnxruntime matches marlnav on {result['observations_checked']} observations (largest difference "
+                  f"{result['max_abs_difference']:.2g}, {100 * result['actions_at_edge']:.0f}% of action components "
+                  "at the box edges)")
+    console.print(f"wrote {escape(str(out))} ({result['size_bytes'] / 1024:.0f} KiB){escape(detail)}")
 
 
 @app.command(epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n"

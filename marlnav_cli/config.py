@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -189,6 +190,24 @@ def parse_scenario_args(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--scenario-arg takes key=value, got {item!r}")
         parsed[key.strip()] = typed_value(text.strip())
     return parsed
+
+
+def parse_int_ranges(text: str, *, flag: str, most: int, smallest: int = 0) -> list[int]:
+    """'0-4', '0,2,7' or '0-2,9' into a sorted list of distinct integers, at most `most` of them."""
+    values: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise ConfigError(f"{flag} takes ranges and lists like 0-4 or 0,2,7; got {text!r}")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise ConfigError(f"{flag} range {part.strip()} is empty")
+        if first < smallest:
+            raise ConfigError(f"{flag} values must be at least {smallest}; got {first}")
+        if last - first + 1 + len(values) > most:
+            raise ConfigError(f"{flag} {text} gives more than {most} values")
+        values.update(range(first, last + 1))
+    return sorted(values)
 
 
 def typed_value(text: str) -> bool | int | float | str:

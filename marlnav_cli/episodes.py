@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,20 +62,34 @@ def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning:
     """Means over episodes. A success rate only where the scenario's end means success; the share of
     episodes that ended early wherever the scenario can end at all; None for what does not exist."""
     def mean_and_std(values: torch.Tensor) -> dict[str, float]:
-        return {"mean_reward": values.mean().item(),
-                "std_reward": values.std().item() if values.numel() > 1 else 0.0}
+        std = values.std().item() if values.numel() > 1 else 0.0
+        return {"mean_reward": values.mean().item(), "std_reward": std,
+                "mean_reward_se": std / math.sqrt(values.numel())}
 
     ended_rate = stats["ended"].mean().item()
+    episodes = stats["ended"].numel()
     one_group = len(groups) == 1
     return {
         # Averaged over competing teams a reward means nothing: then only per group.
-        **(mean_and_std(stats["reward"]) if one_group else {"mean_reward": None, "std_reward": None}),
+        **(mean_and_std(stats["reward"]) if one_group else
+           {"mean_reward": None, "std_reward": None, "mean_reward_se": None}),
         "success_rate": ended_rate if meaning.defines_success else None,
+        "success_rate_ci95": (wilson_interval(int(stats["ended"].sum().item()), episodes)
+                              if meaning.defines_success else None),
         "ended_early_rate": ended_rate if meaning.can_end else None,
         "mean_collisions": stats["collisions"].mean().item() if "collisions" in stats else None,
         "mean_length": stats["length"].mean().item(),
         "groups": {group.name: mean_and_std(stats[f"reward/{group.name}"]) for group in groups},
     }
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% score interval for a success rate: unlike the normal approximation it stays inside
+    [0, 1] and is honest at 0 and 1 successes, where evaluation often sits."""
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half_width = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 def evaluate(config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int,

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torchrl.envs.utils import check_env_specs
 from tensordict.nn import TensorDictSequential
+from torchrl.envs import TransformedEnv
+from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
 from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_positive, preset_config
@@ -183,24 +185,57 @@ def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
 @dataclass
 class LoadedPolicy:
     checkpoint: Checkpoint
-    policy: TensorDictSequential  # every group's policy, for env.rollout
+    config: TrainConfig  # the checkpoint's, with the team size asked for
+    policies: dict[str, ProbabilisticActor]  # per agent group, in the env's group order
+    actor: TensorDictSequential  # every group's policy as one module, for env.rollout
     device: torch.device
 
 
 def load_policy(path: Path, *, device_name: str = "auto", scenario: str | None = None,
                 n_agents: int | None = None) -> LoadedPolicy:
-    """Rebuild the exact policy from the checkpoint alone and load its weights strictly."""
+    """Rebuild the exact policy from the checkpoint alone and load its weights strictly.
+
+    With `n_agents`, a shared policy on decentralised observations is rebuilt for that many agents: the
+    same weights then act for every agent of the larger or smaller team.
+    """
     checkpoint = read_checkpoint(path)
-    checkpoint.check_matches(scenario=scenario, n_agents=n_agents)
+    checkpoint.check_matches(scenario=scenario)
     device = resolve_device(device_name)
-    probe_env = make_env(checkpoint.config, num_envs=1, seed=checkpoint.config.seed, device=device)
-    checkpoint.check_groups(group_layout(probe_env))
-    policies = build_policies(probe_env, checkpoint.config, device)
+    config = checkpoint.config
+    env = make_env(config, num_envs=1, seed=config.seed, device=device)
+    checkpoint.check_groups(group_layout(env))
+    if n_agents is not None and n_agents != config.n_agents:
+        config, env = _with_team_size(checkpoint, env, n_agents, device)
+    policies = build_policies(env, config, device)
     for group, (policy_prefix, _) in weight_prefixes(list(policies)).items():
         load_weights(policies[group], checkpoint, policy_prefix)
-    policy = joint_actor(policies)
-    policy.eval()
-    return LoadedPolicy(checkpoint=checkpoint, policy=policy, device=device)
+    actor = joint_actor(policies)
+    actor.eval()
+    return LoadedPolicy(checkpoint=checkpoint, config=config, policies=policies, actor=actor, device=device)
+
+
+def _with_team_size(checkpoint: Checkpoint, trained_env: TransformedEnv, n_agents: int,
+                    device: torch.device) -> tuple[TrainConfig, TransformedEnv]:
+    """The config and env for another team size, or one line saying why this policy cannot take it."""
+    trained = checkpoint.config
+    groups = agent_groups(trained_env)
+    if len(groups) > 1:
+        raise ConfigError(f"{checkpoint.path} has several agent groups ({', '.join(g.name for g in groups)}); "
+                          "--n-agents changes the size of a single-group team only")
+    if not trained.share_policy:
+        raise ConfigError(f"{checkpoint.path} has one set of weights per agent (trained with --no-share-policy), "
+                          f"so it cannot act for {n_agents} agents; train with a shared policy")
+    other = dataclasses.replace(trained, n_agents=n_agents).validate()
+    if fixed_team_size(other) is not None:
+        raise ConfigError(f"scenario {trained.scenario!r} has a fixed team of {trained.n_agents} agents; "
+                          "--n-agents cannot change it")
+    env = make_env(other, num_envs=1, seed=other.seed, device=device)
+    trained_size, size = observation_size(trained_env, groups[0]), observation_size(env, agent_groups(env)[0])
+    if size != trained_size:
+        raise ConfigError(f"with {n_agents} agents an agent of {trained.scenario!r} observes {size} numbers, with "
+                          f"{trained.n_agents} (as trained) {trained_size}: its observation depends on the team "
+                          f"size (scenario args {trained.scenario_args}), so the policy cannot read it")
+    return other, env
 
 
 # --- evaluate, render, rollout, inspect-specs --------------------------------------------------
@@ -209,22 +244,24 @@ def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_n
                         scenario: str | None = None, n_agents: int | None = None) -> dict[str, Any]:
     check_positive("--episodes", episodes)
     loaded = load_policy(path, device_name=device_name, scenario=scenario, n_agents=n_agents)
-    config = loaded.checkpoint.config
+    config = loaded.config
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    results = evaluate(config, loaded.policy, episodes=episodes, seed=eval_seed, device=loaded.device)
+    results = evaluate(config, loaded.actor, episodes=episodes, seed=eval_seed, device=loaded.device)
     results["checkpoint"] = str(path)
     results["trained_frames"] = loaded.checkpoint.summary.get("frames")
+    results["n_agents"], results["trained_n_agents"] = config.n_agents, loaded.checkpoint.config.n_agents
     return results
 
 
 def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None, episodes: int,
-               seed: int | None, device_name: str) -> dict[str, Any]:
-    """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF."""
+               seed: int | None, device_name: str, n_agents: int | None = None) -> dict[str, Any]:
+    """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF; with
+    `n_agents`, the checkpoint's shared policy acts for that many agents."""
     check_gif_path(out)
     check_positive("--episodes", episodes)
     if checkpoint is not None:
-        loaded = load_policy(checkpoint, device_name=device_name)
-        config, policy, device = loaded.checkpoint.config, loaded.policy, loaded.device
+        loaded = load_policy(checkpoint, device_name=device_name, n_agents=n_agents)
+        config, policy, device = loaded.config, loaded.actor, loaded.device
     else:
         assert config is not None
         config.validate()
@@ -248,7 +285,7 @@ def rollout_summary(config: TrainConfig | None, *, steps: int, num_envs: int, ch
     policy = None
     if checkpoint is not None:
         loaded = load_policy(checkpoint, device_name=device_name)
-        config, policy, device = loaded.checkpoint.config, loaded.policy, loaded.device
+        config, policy, device = loaded.config, loaded.actor, loaded.device
     else:
         assert config is not None
         config.validate()

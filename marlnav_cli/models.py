@@ -77,7 +77,7 @@ def _build_policy(env: TransformedEnv, group: AgentGroup, config: TrainConfig,
     )
 
 
-def _network(policy: ProbabilisticActor) -> torch.nn.Module:
+def policy_network(policy: ProbabilisticActor) -> torch.nn.Module:
     """The policy's network without MultiAgentMLP's per-call parameter swap, where parameters are shared.
 
     With shared parameters, MultiAgentMLP swaps them into a template net on every call; its stateful net
@@ -100,7 +100,7 @@ class ContinuousPolicy:
     """
 
     def __init__(self, policy: ProbabilisticActor, action_key: tuple[str, ...]) -> None:
-        self.network = _network(policy)
+        self.network = policy_network(policy)
         space = policy.spec[action_key].space
         self.squash = SquashedNormal(space.low, space.high)
 
@@ -127,7 +127,7 @@ class CategoricalPolicy:
     """A discrete policy on plain tensors: logits from the network, torch's Categorical on top."""
 
     def __init__(self, policy: ProbabilisticActor) -> None:
-        self.network = _network(policy)
+        self.network = policy_network(policy)
 
     def _distribution(self, observation: torch.Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.network(observation), validate_args=False)

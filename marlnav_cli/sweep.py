@@ -16,13 +16,12 @@ import itertools
 import json
 import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.config import TrainConfig, typed_value
+from marlnav_cli.config import parse_int_ranges, TrainConfig, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import ensure_folder, write_text_atomic
 
@@ -32,18 +31,12 @@ RESULT_FIELDS = ("trial", "seed", "eval_mean_reward", "eval_success_rate", "eval
                  "wall_s", "status", "error")
 
 
+MAX_SEEDS = 10_000  # a sweep's trials are planned up front: a bound keeps a typo from filling memory
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-4', '0,2,7' or '0-2,9' into a sorted list of distinct non-negative seeds."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match:
-            raise ConfigError(f"--seeds takes ranges and lists like 0-4 or 0,2,7; got {text!r}")
-        first, last = int(match[1]), int(match[2] or match[1])
-        if last < first:
-            raise ConfigError(f"--seeds range {part.strip()} is empty")
-        seeds.update(range(first, last + 1))
-    return sorted(seeds)
+    return parse_int_ranges(text, flag="--seeds", most=MAX_SEEDS)
 
 
 def parse_sets(items: list[str]) -> dict[str, list[Any]]:

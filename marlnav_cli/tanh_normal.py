@@ -40,6 +40,10 @@ class SquashedNormal:
         squashed = torch.normal(loc, scale).tanh().clamp(-self.tanh_limit, self.tanh_limit)
         return self.centre + self.half_range * squashed
 
+    def mode(self, loc: torch.Tensor) -> torch.Tensor:
+        """TanhNormal's deterministic sample: the safe tanh of the mean, on the action box."""
+        return self.centre + self.half_range * loc.tanh().clamp(-self.tanh_limit, self.tanh_limit)
+
     def preimage(self, action: torch.Tensor) -> ActionPreimage:
         squashed = ((action - self.centre) / self.half_range).clamp(-self.tanh_limit, self.tanh_limit)
         value = squashed.atanh()

@@ -28,7 +28,7 @@ CASES = {
     "empty-checkpoint": (["evaluate", "{tmp}/empty.safetensors"], "is empty"),
     "text-checkpoint": (["evaluate", "{tmp}/text.safetensors"], "not a readable safetensors"),
     "episodes-zero": (["evaluate", "{ckpt}", "--episodes", "0"], "--episodes must be a positive integer"),
-    "n-agents-mismatch": (["evaluate", "{ckpt}", "--n-agents", "5"], "trained with 3 agents, not 5"),
+    "n-agents-other-scenario": (["evaluate", "{ckpt}", "--scenario", "balance"], "scenario 'navigation', not 'balance'"),
     "gif-wrong-extension": (["render", "{ckpt}", "{tmp}/out.mp4"], "must end in .gif"),
     "gif-folder-missing": (["render", "{ckpt}", "{tmp}/missing/out.gif"], "does not exist"),
     "render-one-path": (["render", "{ckpt}"], "give CHECKPOINT and OUT.gif"),

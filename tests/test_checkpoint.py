@@ -13,7 +13,7 @@ from marlnav_cli.checkpoint import (CRITIC_PREFIX, FORMAT_VERSION, POLICY_PREFIX
                                     save_checkpoint)
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import group_layout, make_env
-from marlnav_cli.errors import CheckpointError
+from marlnav_cli.errors import CheckpointError, ConfigError
 from marlnav_cli.experiment import load_policy
 from marlnav_cli.models import build_critics, build_policies
 
@@ -39,7 +39,7 @@ def test_loaded_policy_gives_identical_actions(tmp_path: Path) -> None:
     observation = make_env(SMALL, num_envs=5, seed=11, device=CPU).reset()
     with torch.no_grad():
         expected = original.get_dist(observation.clone())
-        actual = loaded.policy[0].get_dist(observation.clone())
+        actual = loaded.policies["agents"].get_dist(observation.clone())
     assert torch.equal(expected.loc, actual.loc) and torch.equal(expected.scale, actual.scale)
 
 
@@ -111,7 +111,7 @@ def test_weights_that_dont_fit_the_config_are_refused(tmp_path: Path) -> None:
 def test_mismatched_task_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "small.safetensors"
     _save_small(path)
-    with pytest.raises(CheckpointError, match="trained with 3 agents, not 4"):
+    with pytest.raises(ConfigError, match="one set of weights per agent"):
         load_policy(path, device_name="cpu", n_agents=4)
     with pytest.raises(CheckpointError, match="scenario 'navigation', not 'balance'"):
         load_policy(path, device_name="cpu", scenario="balance")
