@@ -7,6 +7,7 @@ config in its metadata by the same builders training used, then loaded strictly.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from marlnav_cli import __version__
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.errors import CheckpointError, ConfigError
 from marlnav_cli.files import atomic_output
-from marlnav_cli.rng import RNG_PREFIX, rng_names
+from marlnav_cli.rng import RNG_PREFIX, capture_rng, check_rng_state, rng_names
 
 FORMAT_NAME = "marlnav-checkpoint"
 FORMAT_VERSION = 1
@@ -118,6 +119,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
         version = int(metadata.get("format_version", ""))
     except ValueError:
         raise CheckpointError(f"{path} has no valid format version") from None
+    if version < 1:
+        raise CheckpointError(f"{path} has an invalid format version {version}")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this marlnav "
                               f"({__version__}) reads ({FORMAT_VERSION}); upgrade marlnav")
@@ -128,6 +131,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
         groups = json.loads(metadata["groups"]) if "groups" in metadata else None
     except (ConfigError, TypeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} holds an invalid config: {error}") from None
+    if not isinstance(summary, dict):
+        raise CheckpointError(f"{path} holds an invalid summary: not a JSON object")
+    _check_history(path, history)
     if groups is not None and not (isinstance(groups, dict) and all(
             isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values())):
         raise CheckpointError(f"{path} holds an invalid agent-group layout")
@@ -135,8 +141,23 @@ def read_checkpoint(path: Path) -> Checkpoint:
                       marlnav_version=metadata.get("marlnav_version", ""), groups=groups)
 
 
+_HISTORY_NUMBERS = ("frames", "wall_s", "reward_mean")
+
+
+def _check_history(path: Path, history: Any) -> None:
+    """The per-iteration metrics that resume continues from: iteration records numbered 1, 2, ..."""
+    if not isinstance(history, list):
+        raise CheckpointError(f"{path} holds an invalid history: not a list of iteration records")
+    for number, row in enumerate(history, start=1):
+        if not isinstance(row, dict) or row.get("iteration") != number or not all(
+                isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)
+                and math.isfinite(row[key]) for key in _HISTORY_NUMBERS):
+            raise CheckpointError(f"{path} holds an invalid history: record {number} is not an iteration record "
+                                  f"with finite {', '.join(_HISTORY_NUMBERS)}")
+
+
 def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
-    """Strict load with a readable refusal when names or shapes don't fit the rebuilt module."""
+    """Strict load with a readable refusal when names, shapes, dtypes or values don't fit the rebuilt module."""
     saved = checkpoint.state_dict(prefix)
     expected = module.state_dict()
     missing = sorted(set(expected) - set(saved))
@@ -145,29 +166,60 @@ def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -
         raise CheckpointError(f"{checkpoint.path}: {prefix.rstrip('.')} weights don't fit its config "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     for name, tensor in expected.items():
-        if saved[name].shape != tensor.shape:
-            raise CheckpointError(f"{checkpoint.path}: {prefix}{name} has shape {tuple(saved[name].shape)}, "
-                                  f"its config needs {tuple(tensor.shape)}")
+        _check_like(checkpoint, f"{prefix}{name}", saved[name], tensor)
     module.load_state_dict(saved, strict=True)
 
 
+def _check_like(checkpoint: Checkpoint, name: str, saved: torch.Tensor, expected: torch.Tensor) -> None:
+    if saved.shape != expected.shape:
+        raise CheckpointError(f"{checkpoint.path}: {name} has shape {tuple(saved.shape)}, "
+                              f"its config needs {tuple(expected.shape)}")
+    if saved.dtype != expected.dtype:
+        raise CheckpointError(f"{checkpoint.path}: {name} is {str(saved.dtype).replace('torch.', '')}, "
+                              f"not {str(expected.dtype).replace('torch.', '')}")
+    if saved.is_floating_point() and not torch.isfinite(saved).all():
+        raise CheckpointError(f"{checkpoint.path}: {name} holds NaN or infinite values")
+
+
+_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
+
+
 def load_optimizer(optimiser: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+    """Adam's state, every tensor checked against its parameter first: the fused kernel trusts shapes and
+    would write out of bounds on a wrong one."""
+    parameters = [p for group in optimiser.param_groups for p in group["params"]]
+    expected = {f"{index}.{key}": (torch.zeros((), dtype=torch.float32) if key == "step" else parameter.detach())
+                for index, parameter in enumerate(parameters) for key in _ADAM_STATE}
+    saved = checkpoint.state_dict(OPTIMIZER_PREFIX)
+    missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{checkpoint.path} holds no complete optimizer state for its config (missing "
+                              f"{missing[:3]}, unexpected {unexpected[:3]}), so training cannot resume from it")
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, tensor in checkpoint.state_dict(OPTIMIZER_PREFIX).items():
+    for name, tensor in saved.items():
+        _check_like(checkpoint, f"{OPTIMIZER_PREFIX}{name}", tensor, expected[name])
         index, key = name.split(".", 1)
+        if key == "exp_avg_sq" and (tensor < 0).any() or key == "step" and tensor.item() < 0:
+            raise CheckpointError(f"{checkpoint.path}: {OPTIMIZER_PREFIX}{name} holds negative values")
         state.setdefault(int(index), {})[key] = tensor
-    expected = len(optimiser.state_dict()["param_groups"][0]["params"])
-    if len(state) != expected:
-        raise CheckpointError(f"{checkpoint.path} holds no complete optimizer state "
-                              f"({len(state)} of {expected} parameters), so training cannot resume from it")
     optimiser.load_state_dict({"state": state, "param_groups": optimiser.state_dict()["param_groups"]})
 
 
 def rng_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """The random-number state, checked on scratch generators before the real ones get it."""
     state = {name: tensor for name, tensor in checkpoint.tensors.items() if name.startswith(RNG_PREFIX)}
     if set(state) != rng_names():
         raise CheckpointError(f"{checkpoint.path} holds no complete random-number state, so training cannot "
                               "resume from it")
+    for name, template in capture_rng().items():
+        if state[name].shape != template.shape or state[name].dtype != template.dtype:
+            raise CheckpointError(f"{checkpoint.path}: {name} is not a random-number state "
+                                  f"({str(state[name].dtype).replace('torch.', '')} {tuple(state[name].shape)})")
+    try:
+        check_rng_state(state)
+    except (ValueError, TypeError, RuntimeError, OverflowError, IndexError) as error:
+        raise CheckpointError(f"{checkpoint.path} holds a random-number state the generators refuse: "
+                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     return state
 
 

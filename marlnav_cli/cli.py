@@ -102,6 +102,8 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", "--run-dir", help="Run folder (default: checkpoints/"
                                              "<scenario>-<n>ag-<algo>-seed<k>-<time>).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out (without it, "
+                                            "a folder holding a run is refused).")] = False,
     resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run (weights, optimiser, RNG, "
                                                      "metrics); only --frames may change.", show_default=False)] = None,
     logger: Annotated[str, typer.Option(help="Also log metrics through TorchRL's logger: none or tensorboard "
@@ -151,7 +153,8 @@ def train(
 
     try:
         outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
-                               resume=checkpoint, logger_kind=logger, on_iteration=on_iteration, on_start=on_start)
+                               resume=checkpoint, logger_kind=logger, overwrite=overwrite, on_iteration=on_iteration,
+                               on_start=on_start)
     finally:
         progress.stop()
     files, reward = outcome.files, outcome.state.final_reward
@@ -168,8 +171,8 @@ def train(
         console.print(f"run folder: {escape(str(files.folder))}")
         for label, path in outputs.items():
             console.print(f"{label:>10}: {escape(path)}")
-    if outcome.interrupted:
-        raise typer.Exit(130)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
 
 
 @app.command("inspect-specs", epilog="Examples:\n\n  marlnav inspect-specs\n\n"

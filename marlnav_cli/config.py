@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +18,14 @@ from marlnav_cli.errors import ConfigError
 # Rough upper bound of floats stored per agent per frame (observations, next observations, values,
 # advantages, log-probs...): used only to refuse sizes that cannot fit in memory before allocating.
 _FLOATS_PER_AGENT_FRAME = 256
+# Seeds reach numpy's generator through VMAS, which takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
+# Counts beyond this are typos, not runs (and beyond 2**53 they would not survive a float round trip).
+MAX_COUNT = 10**12
+MAX_CONFIG_FILE_BYTES = 1 << 20
+# Keys that checkpoints and config files written before they existed lack, with what they meant then.
+# Any other missing key is refused: a silent default would make a resumed run a different run.
+ADDED_LATER = {"discrete": False}
 
 
 @dataclass(frozen=True)
@@ -69,20 +78,23 @@ class TrainConfig:
                          "minibatch_size", "depth", "num_cells")
         for name in positive_ints:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{_flag(name)} must be a positive integer, got {value!r}")
-        for name in ("lr", "max_grad_norm", "clip_epsilon"):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COUNT:
+                raise ConfigError(f"{_flag(name)} must be a positive integer up to {MAX_COUNT:.0e}, got {value!r}")
+        for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{_flag(name)} must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
+        for name in ("lr", "max_grad_norm", "clip_epsilon"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_flag(name)} must be a positive number, got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma!r}")
         if not 0 <= self.lmbda <= 1:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:
             raise ConfigError(f"--entropy-coeff must be >= 0, got {self.entropy_coeff!r}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.frames_per_batch % self.max_steps:
             raise ConfigError(
                 f"--frames-per-batch ({self.frames_per_batch}) must be a multiple of --max-steps "
@@ -93,9 +105,9 @@ class TrainConfig:
                 f"(--frames-per-batch {self.frames_per_batch})")
         check_scenario(self.scenario)
         for key, value in self.scenario_args.items():
-            if not isinstance(value, (bool, int, float, str)):
-                raise ConfigError(f"--scenario-arg {key} must be a bool, int, float or string, got {value!r}")
+            check_scenario_arg(key, value)
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
+        check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
         return self
 
     def to_json(self) -> str:
@@ -109,16 +121,23 @@ class TrainConfig:
         return "# marlnav training config: `marlnav train --config this-file` reproduces the run\n" + "\n".join(lines) + "\n"
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, values: dict[str, Any], *, complete: bool = False) -> TrainConfig:
+        """Checked names and types; ints where floats go become floats. With `complete`, every key must be
+        there (but those in ADDED_LATER), as in a checkpoint's config."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        missing = sorted(known - set(values) - set(ADDED_LATER))
+        if complete and missing:
+            raise ConfigError(f"config lacks keys: {', '.join(missing)}")
         expected_types = {f.name: f.type for f in fields(cls)}
+        typed = {}
         for name, value in values.items():
             if not _has_type(value, expected_types[name]):
                 raise ConfigError(f"config key {name} has the wrong type: {value!r}")
-        return cls(**values)
+            typed[name] = _as_float(name, value) if str(expected_types[name]) == "float" else value
+        return cls(**typed)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
@@ -128,7 +147,7 @@ class TrainConfig:
             raise ConfigError(f"config is not valid JSON: {error}") from None
         if not isinstance(values, dict):
             raise ConfigError("config JSON must be an object")
-        return cls.from_dict(values)
+        return cls.from_dict(values, complete=True)
 
 
 # Named starting points for `train`; options given on the command line override them.
@@ -168,17 +187,43 @@ def _has_type(value: Any, type_name: str) -> bool:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file written by `train` (config.toml) or by hand; checked by from_dict."""
+    """Settings from a TOML file written by `train` (config.toml) or by hand; checked by from_dict.
+
+    Only a regular file of at most MAX_CONFIG_FILE_BYTES is read: a FIFO would block and /dev/zero would
+    never end.
+    """
+    text = read_small_text(path, "config file", MAX_CONFIG_FILE_BYTES)
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    checked = TrainConfig.from_dict({**dataclasses.asdict(TrainConfig()), **values})  # names and types
+    return {name: getattr(checked, name) for name in values}
+
+
+def read_small_text(path: Path, what: str, limit: int) -> str:
+    """A regular UTF-8 file of at most `limit` bytes, or one ConfigError line saying why not."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file")
+    if status.st_size > limit:
+        raise ConfigError(f"{what} {path} is {status.st_size} bytes, more than the {limit} a {what} may have")
     try:
         with path.open("rb") as handle:
-            values = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    TrainConfig.from_dict({**dataclasses.asdict(TrainConfig()), **values})  # names and types
-    return {name: float(value) if isinstance(getattr(TrainConfig(), name), float) and isinstance(value, int)
-            else value for name, value in values.items()}
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than the {limit} bytes a {what} may have")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
 
 
 def parse_scenario_args(items: list[str]) -> dict[str, Any]:
@@ -221,6 +266,35 @@ def typed_value(text: str) -> bool | int | float | str:
     return text
 
 
+# Words a user may mean as booleans: passed on as strings, VMAS would read every one of them as true.
+_BOOLEAN_LOOKING = {"on", "off", "yes", "no", "y", "n"}
+
+
+def check_scenario_arg(key: str, value: Any) -> None:
+    if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, str) and value.strip().lower() in _BOOLEAN_LOOKING:
+            raise ConfigError(f"--scenario-arg {key}={value}: write true or false")
+        return
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"--scenario-arg {key} must be a bool, int, float or string, got {value!r}")
+    if not _finite(value) or abs(value) > MAX_COUNT:
+        raise ConfigError(f"--scenario-arg {key} must be a finite number up to {MAX_COUNT:.0e}, got {value!r}")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _as_float(name: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ConfigError(f"config key {name} is too large: {value}") from None
+
+
 def _flag(field_name: str) -> str:
     return "--" + {"total_frames": "frames", "num_epochs": "epochs"}.get(field_name, field_name).replace("_", "-")
 
@@ -245,6 +319,16 @@ def check_fits_in_memory(frames: int, n_agents: int) -> None:
             f"more than this machine's {available / 2**30:.0f} GiB")
 
 
+def check_network_fits_in_memory(depth: int, num_cells: int, n_agents: int) -> None:
+    """Policy and critic (one per agent at most), with Adam's two moments: refuse what cannot be built."""
+    weights = 2 * n_agents * (depth * num_cells * num_cells + 4 * num_cells * (n_agents + 64))
+    needed = 3 * weights * 4
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise ConfigError(f"--depth {depth} x --num-cells {num_cells} nets need about {needed / 2**30:.0f} GiB, "
+                          f"more than this machine's {available / 2**30:.0f} GiB")
+
+
 def check_positive(flag: str, value: int) -> None:
-    if value <= 0:
-        raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    if value <= 0 or value > MAX_COUNT:
+        raise ConfigError(f"{flag} must be a positive integer up to {MAX_COUNT:.0e}, got {value}")

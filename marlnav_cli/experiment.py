@@ -6,6 +6,7 @@ Commands in cli.py only parse options and print; everything they run is here.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import threading
 import time
@@ -22,13 +23,13 @@ from torchrl.envs import TransformedEnv
 from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
-from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_positive, preset_config
-from marlnav_cli.errors import ConfigError, TrainingDiverged
+from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_fits_in_memory, check_positive, preset_config
+from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import (agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env,
                               observation_size, resolve_device)
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
-from marlnav_cli.files import ensure_folder, write_text_atomic
+from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
@@ -51,6 +52,12 @@ class RunFiles:
         self.metrics_jsonl = folder / "metrics.jsonl"
         self.curve = folder / "curve.png"
         self.config = folder / "config.toml"
+        self.tensorboard = folder / "tensorboard"
+
+    def run_outputs(self) -> list[Path]:
+        """Everything a run writes here, the marks of a folder that already holds one."""
+        return [self.checkpoint, self.best_checkpoint, self.metrics_csv, self.metrics_jsonl, self.curve,
+                self.config, self.tensorboard]
 
 
 @dataclass
@@ -59,6 +66,12 @@ class TrainOutcome:
     state: TrainState
     interrupted: bool
     wall_s: float
+    stop_signal: int | None = None  # SIGINT or SIGTERM when one stopped the run early
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the shell's 128 + signal: 130 after Ctrl-C, 143 after SIGTERM."""
+        return 128 + self.stop_signal if self.interrupted and self.stop_signal else 130 if self.interrupted else 0
 
 
 def default_run_folder(config: TrainConfig) -> Path:
@@ -107,16 +120,49 @@ def env_config(*, scenario: str, n_agents: int | None, max_steps: int, seed: int
 
 def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
                  checkpoint_every: int = 1, resume: Checkpoint | None = None, logger_kind: str = "none",
-                 on_iteration: Callable[[TrainState], None] | None = None,
+                 overwrite: bool = False, on_iteration: Callable[[TrainState], None] | None = None,
                  on_start: Callable[[RunFiles], None] | None = None) -> TrainOutcome:
-    """Train, keeping the latest and best checkpoints and the metrics on disk as it goes."""
+    """Train, keeping the latest and best checkpoints and the metrics on disk as it goes.
+
+    The run folder belongs to this run alone: it is locked while training, a folder holding another run
+    is refused (unless `overwrite`, or it is the resumed run's own), and a run that fails before it
+    saved anything leaves no folder behind.
+    """
     config.validate()
     check_positive("--checkpoint-every", checkpoint_every)
     device = resolve_device(device_name)
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config)
     check_logger(logger_kind)
+    created = not run_folder.exists()
     files = RunFiles(ensure_folder(run_folder))
+    try:
+        with folder_lock(files.folder):
+            _claim_folder(files, resume=resume, overwrite=overwrite)
+            return _train_into(files, config, device, checkpoint_every=checkpoint_every, resume=resume,
+                               logger_kind=logger_kind, on_iteration=on_iteration, on_start=on_start)
+    except MarlnavError:
+        if created and not files.checkpoint.exists():
+            shutil.rmtree(files.folder, ignore_errors=True)
+        raise
+
+
+def _claim_folder(files: RunFiles, *, resume: Checkpoint | None, overwrite: bool) -> None:
+    remove_stale_temporaries(files.folder)  # left by a killed save; the lock says no one else writes
+    own = resume is not None and resume.path.parent.resolve() == files.folder.resolve()
+    existing = [path for path in files.run_outputs() if path.exists()]
+    if not existing or own:
+        return
+    if not overwrite:
+        raise MarlnavError(f"{files.folder} already holds a run ({existing[0].name}); continue it with --resume "
+                           f"{files.checkpoint}, or pass --overwrite to replace it")
+    for path in existing:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _train_into(files: RunFiles, config: TrainConfig, device: torch.device, *, checkpoint_every: int,
+                resume: Checkpoint | None, logger_kind: str, on_iteration: Callable[[TrainState], None] | None,
+                on_start: Callable[[RunFiles], None] | None) -> TrainOutcome:
     logger = make_logger(logger_kind, files.folder)
     write_text_atomic(files.config, config.to_toml())
     if on_start is not None:
@@ -127,7 +173,6 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
 
     def after_iteration(state: TrainState) -> None:
         nonlocal best_reward
-        write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
         if logger is not None:
             log_iteration(logger, state.history[-1])
         if state.final_reward is not None and state.final_reward > best_reward:
@@ -135,21 +180,26 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
             _save(files.best_checkpoint, state, complete=False)
         if len(state.history) % checkpoint_every == 0:
             _save(files.checkpoint, state, complete=False)
+            # Only after the checkpoint holds them: metrics on disk never run ahead of what resumes.
+            write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
         if on_iteration is not None:
             on_iteration(state)
 
     try:
-        with _stop_on_sigint() as stop_requested:
-            state = train(config, device, on_iteration=after_iteration, should_stop=stop_requested, resume=resume)
+        with _stop_on_signals() as stop_signal:
+            state = train(config, device, on_iteration=after_iteration, should_stop=lambda: stop_signal() is not None,
+                          resume=resume)
     except TrainingDiverged as error:
         kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"
         raise TrainingDiverged(f"{error}; {kept}; try a lower --lr or --max-grad-norm") from None
     interrupted = len(state.history) < config.n_iters
     _save(files.checkpoint, state, complete=not interrupted)
+    write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
     if state.history:
         plot_curve(state.history, files.curve,
                    f"{config.algorithm.upper()} on {config.scenario}, {config.n_agents} agents, seed {config.seed}")
-    return TrainOutcome(files=files, state=state, interrupted=interrupted, wall_s=time.perf_counter() - started)
+    return TrainOutcome(files=files, state=state, interrupted=interrupted, wall_s=time.perf_counter() - started,
+                        stop_signal=stop_signal())
 
 
 def _save(path: Path, state: TrainState, *, complete: bool) -> None:
@@ -159,25 +209,30 @@ def _save(path: Path, state: TrainState, *, complete: bool) -> None:
     save_checkpoint(path, state.config, state.groups, state.tensors(), summary, state.history)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what a cluster scheduler sends
+
+
 @contextmanager
-def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
-    """First Ctrl-C asks training to stop after the current iteration; a second one aborts."""
-    requested = False
+def _stop_on_signals() -> Iterator[Callable[[], int | None]]:
+    """The first Ctrl-C or SIGTERM asks training to stop after the current iteration (and save); a
+    second one aborts. Yields a function giving the signal that asked, or None."""
+    received: int | None = None
 
     def handler(signum: int, frame: Any) -> None:
-        nonlocal requested
-        if requested:
+        nonlocal received
+        if received is not None:
             raise KeyboardInterrupt
-        requested = True
+        received = signum
 
     if threading.current_thread() is not threading.main_thread():  # e.g. inside a Ray worker
-        yield lambda: False
+        yield lambda: None
         return
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
     try:
-        yield lambda: requested
+        yield lambda: received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 # --- loading a trained policy ------------------------------------------------------------------
@@ -245,6 +300,7 @@ def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_n
     check_positive("--episodes", episodes)
     loaded = load_policy(path, device_name=device_name, scenario=scenario, n_agents=n_agents)
     config = loaded.config
+    check_fits_in_memory(episodes * config.max_steps, config.n_agents)  # one env per episode, all steps kept
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     results = evaluate(config, loaded.actor, episodes=episodes, seed=eval_seed, device=loaded.device)
     results["checkpoint"] = str(path)
@@ -282,6 +338,7 @@ def rollout_summary(config: TrainConfig | None, *, steps: int, num_envs: int, ch
                     device_name: str) -> dict[str, Any]:
     check_positive("--steps", steps)
     check_positive("--num-envs", num_envs)
+    check_fits_in_memory(steps * num_envs, config.n_agents if config is not None else 1)
     policy = None
     if checkpoint is not None:
         loaded = load_policy(checkpoint, device_name=device_name)
@@ -323,6 +380,7 @@ def describe_scenario(scenario: str) -> dict[str, Any]:
 def inspect_env(config: TrainConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:
     check_positive("--num-envs", num_envs)
     config.validate()
+    check_fits_in_memory(num_envs, config.n_agents)
     env = make_env(config, num_envs=num_envs, seed=config.seed, device=resolve_device(device_name))
     description = describe_env(env, config.scenario)
     check_env_specs(env)

@@ -13,6 +13,8 @@ from marlnav_cli.errors import MarlnavError
 
 def check_writable(path: Path) -> None:
     """Refuse an output path early, before any long work is done for it."""
+    if not str(path).strip() or path == Path(""):
+        raise MarlnavError("an output path is empty")
     if path.is_dir():
         raise MarlnavError(f"output path {path} is a directory, not a file")
     parent = path.parent if str(path.parent) else Path(".")
@@ -23,6 +25,8 @@ def check_writable(path: Path) -> None:
 
 
 def ensure_folder(folder: Path) -> Path:
+    if not str(folder).strip() or folder == Path("."):
+        raise MarlnavError(f"output folder {str(folder)!r} is empty or the current folder; name a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -32,19 +36,72 @@ def ensure_folder(folder: Path) -> Path:
     return folder
 
 
+TEMPORARY_PREFIX = "."  # temporary files are hidden: ".<name>.<random><suffix>" beside the output
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+
+    A write that fails for want of space or permission (OSError, or safetensors' own error for the
+    same) becomes one MarlnavError line; the temporary file is removed and `path` keeps what it held.
+    """
+    from safetensors import SafetensorError
+
     check_writable(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.",
+                                             suffix=path.suffix)
+    except OSError as error:
+        raise MarlnavError(f"cannot write {path}: {error.strerror or error}") from None
     os.close(handle)
     try:
         yield Path(temporary)
         os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide results from others
         os.replace(temporary, path)
+    except (OSError, SafetensorError) as error:
+        Path(temporary).unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+        raise MarlnavError(f"cannot write {path}: {reason}; it keeps what it held before") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files a killed process left in `folder` (call only while holding the folder's lock)."""
+    stale = [p for p in folder.glob(f"{TEMPORARY_PREFIX}*.*") if p.is_file() and p.name != LOCK_NAME]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+LOCK_NAME = ".marlnav.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """One writer per run folder: a second process is refused at once, not left to interleave files."""
+    import fcntl
+
+    lock = folder / LOCK_NAME
+    try:
+        handle = open(lock, "a")  # noqa: SIM115 - held for the whole block
+    except OSError as error:
+        raise MarlnavError(f"cannot lock folder {folder}: {error.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise MarlnavError(f"another marlnav process is writing into {folder}; wait for it or choose "
+                               "another --out") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # while still held: no file is left behind
+    finally:
+        handle.close()
 
 
 def _current_umask() -> int:

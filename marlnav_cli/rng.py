@@ -8,6 +8,7 @@ random), which drive every env reset.
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import torch
@@ -33,15 +34,28 @@ def capture_rng() -> dict[str, torch.Tensor]:
 
 def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(tensors[f"{RNG_PREFIX}torch"])
+    Environment.vmas_random_state[:] = [tensors[f"{RNG_PREFIX}vmas.torch"].clone(), *_numpy_and_python(tensors)]
+
+
+def check_rng_state(tensors: dict[str, torch.Tensor]) -> None:
+    """Hand every state to a scratch generator of its kind: raises what that generator raises."""
+    for name in ("torch", "vmas.torch"):
+        torch.Generator().set_state(tensors[f"{RNG_PREFIX}{name}"])
+    numpy_state, python_state = _numpy_and_python(tensors)
+    keys = tensors[f"{RNG_PREFIX}vmas.numpy.keys"]
+    if ((keys < 0) | (keys >= 2**32)).any():
+        raise ValueError("numpy generator keys outside 32 bits")
+    np.random.RandomState().set_state(numpy_state)
+    random.Random().setstate(python_state)
+
+
+def _numpy_and_python(tensors: dict[str, torch.Tensor]) -> tuple[tuple, tuple]:
     position, has_gauss, cached_gauss = tensors[f"{RNG_PREFIX}vmas.numpy.rest"].tolist()
     python_version, python_gauss = tensors[f"{RNG_PREFIX}vmas.python.rest"].tolist()
-    Environment.vmas_random_state[:] = [
-        tensors[f"{RNG_PREFIX}vmas.torch"].clone(),
-        ("MT19937", tensors[f"{RNG_PREFIX}vmas.numpy.keys"].numpy().astype(np.uint32), int(position),
-         int(has_gauss), cached_gauss),
-        (int(python_version), tuple(tensors[f"{RNG_PREFIX}vmas.python.state"].tolist()),
-         None if math.isnan(python_gauss) else python_gauss),
-    ]
+    return (("MT19937", tensors[f"{RNG_PREFIX}vmas.numpy.keys"].numpy().astype(np.uint32), int(position),
+             int(has_gauss), cached_gauss),
+            (int(python_version), tuple(tensors[f"{RNG_PREFIX}vmas.python.state"].tolist()),
+             None if math.isnan(python_gauss) else python_gauss))
 
 
 def rng_names() -> set[str]:

@@ -121,7 +121,8 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
     started = time.perf_counter()
     row: dict[str, Any] = {"trial": trial.name, "seed": trial.config.seed, **trial.settings}
     try:
-        outcome = run_training(trial.config, device_name=device_name, run_folder=trial.folder)
+        # A trial left unfinished by a stopped sweep is run again from the start.
+        outcome = run_training(trial.config, device_name=device_name, run_folder=trial.folder, overwrite=True)
         report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name=device_name)
         row.update(eval_mean_reward=report["policy"]["mean_reward"], eval_success_rate=report["policy"]["success_rate"],
                    eval_collisions=report["policy"]["mean_collisions"], final_train_reward=outcome.state.final_reward,
