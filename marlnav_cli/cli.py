@@ -6,6 +6,7 @@ This is the only module that imports typer and turns errors into exit codes.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,8 +66,9 @@ def _setting(text: str, field: str, *flags: str) -> Any:
                      "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
                      "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000")
 def train(
-    preset: Annotated[str, typer.Option(help=f"Starting settings: {', '.join(PRESETS)}; options override them.")]
-    = DEFAULT_PRESET,
+    preset: Annotated[str | None, typer.Option(help=f"Starting settings: {', '.join(PRESETS)} (default "
+                                                    f"{DEFAULT_PRESET}); options override them.", show_default=False)]
+    = None,
     scenario: Annotated[str | None, _setting("VMAS scenario.", "scenario")] = None,
     n_agents: Annotated[int | None, _setting("Number of agents.", "n_agents")] = None,
     frames: Annotated[int | None, _setting("Total frames to collect.", "total_frames")] = None,
@@ -130,8 +132,10 @@ def train(
         given["scenario_args"] = parse_scenario_args(scenario_arg)
     if config_file is not None:
         given = {**load_config_file(config_file), **given}
+    if resume is not None and (preset is not None or config_file is not None):
+        raise MarlnavError("--resume continues a run with its own settings; --preset and --config don't apply")
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    config = resolve_train_config(given, preset=preset, resume=checkpoint)
+    config = resolve_train_config(given, preset=preset or DEFAULT_PRESET, resume=checkpoint)
     progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("frames {task.fields[frames]}"), TextColumn("reward {task.fields[reward]}"),
                         TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -256,7 +260,9 @@ def rollout(
         table.add_row(escape(".".join(leaf["key"])), str(tuple(leaf["shape"])), leaf["dtype"])
     console.print(table)
     rewards = ", ".join(f"{escape(name)}: {r:.3f}" for name, r in summary["reward_per_agent"].items())
-    console.print(f"reward over {steps} steps (mean over envs): {rewards}")
+    ran = summary["batch_size"][-1]
+    ended = "" if ran == steps else f" (the episodes ended after {ran}: --max-steps or the scenario's end)"
+    console.print(f"reward over {ran} steps{ended} (mean over envs): {rewards}")
 
 
 @app.command(epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
@@ -464,13 +470,17 @@ def sweep(
     """Train and evaluate every combination of --set values x seeds as Ray tasks; summarise across seeds."""
     from marlnav_cli import sweep as sweeps
     from marlnav_cli.config import check_positive
+    from marlnav_cli.envs import resolve_device
     from marlnav_cli.experiment import resolve_train_config
 
     sweeps.import_ray()
     check_positive("--episodes", episodes)
     check_positive("--max-parallel", max_parallel)
-    if cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise MarlnavError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if not (math.isfinite(cpus_per_trial) and math.isfinite(gpus_per_trial)) or cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise MarlnavError("--cpus-per-trial must be a finite number > 0 and --gpus-per-trial one >= 0")
+    resolve_device(device)
+    if address:
+        sweeps.check_address(address)
     fixed = {name: value for name, value in (("scenario", scenario), ("n_agents", n_agents),
                                              ("total_frames", frames)) if value is not None}
     if config_file is not None:
@@ -496,6 +506,7 @@ def sweep(
     if as_json:
         console.print_json(json.dumps({"folder": str(folder), "summary": summary,
                                        "failed": [r["trial"] for r in rows if r.get("status") != "ok"]}))
+        _exit_if_trials_failed(rows)
         return
     table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
     for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean",
@@ -509,6 +520,14 @@ def sweep(
     console.print(table)
     console.print(f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
                   f"curves: {escape(str(folder / 'curves.png'))}")
+    _exit_if_trials_failed(rows)
+
+
+def _exit_if_trials_failed(rows: list[dict[str, Any]]) -> None:
+    failed = [row["trial"] for row in rows if row.get("status") != "ok"]
+    if failed:
+        err_console.print(f"error: {len(failed)} of {len(rows)} trials failed: {escape(', '.join(failed[:5]))}")
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"

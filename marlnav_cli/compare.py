@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.errors import MarlnavError
+from marlnav_cli.config import MAX_CONFIG_FILE_BYTES, TrainConfig, read_small_text
+from marlnav_cli.errors import ConfigError, MarlnavError
+from marlnav_cli.files import check_writable
 from marlnav_cli.metrics import new_figure, save_figure
 
 
+MAX_METRICS_BYTES = 256 << 20
+_NUMBERS = ("frames", "reward_mean", "wall_s")  # what the table and the curves read from each row
+
+
 def read_run(folder: Path) -> dict[str, Any]:
+    """A run folder's metrics and config, every value the comparison reads checked first."""
     metrics, config = folder / "metrics.jsonl", folder / "config.toml"
     if not folder.is_dir():
         raise MarlnavError(f"run folder {folder} does not exist")
     if not metrics.is_file() or not config.is_file():
         raise MarlnavError(f"{folder} is not a marlnav run folder (no metrics.jsonl or config.toml)")
     try:
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        settings = tomllib.loads(config.read_text())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        history = [json.loads(line) for line in read_small_text(metrics, "metrics file", MAX_METRICS_BYTES)
+                   .splitlines() if line.strip()]
+        settings = TrainConfig.from_dict(tomllib.loads(read_small_text(config, "config file", MAX_CONFIG_FILE_BYTES)))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, ConfigError) as error:
         raise MarlnavError(f"{folder} holds unreadable metrics or config: {error}") from None
     if not history:
         raise MarlnavError(f"{folder} has no completed iteration yet")
+    for number, row in enumerate(history, start=1):
+        if not isinstance(row, dict) or not all(_is_finite_number(row.get(key)) for key in _NUMBERS):
+            raise MarlnavError(f"{metrics} line {number} is not an iteration record with finite "
+                               f"{', '.join(_NUMBERS)}")
     return {"folder": folder, "history": history, "config": settings}
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def summarise_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,10 +50,10 @@ def summarise_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         history, config = run["history"], run["config"]
         rows.append({
             "run": run["folder"].name,
-            "algorithm": "mappo" if config.get("mappo", True) else "ippo",
-            "scenario": config.get("scenario"),
-            "n_agents": config.get("n_agents"),
-            "seed": config.get("seed"),
+            "algorithm": config.algorithm,
+            "scenario": config.scenario,
+            "n_agents": config.n_agents,
+            "seed": config.seed,
             "frames": history[-1]["frames"],
             "final_reward": history[-1]["reward_mean"],
             "best_reward": max(row["reward_mean"] for row in history),
@@ -58,6 +75,7 @@ def plot_runs(runs: list[dict[str, Any]], path: Path) -> None:
 def compare_runs(folders: list[Path], out: Path) -> list[dict[str, Any]]:
     if out.suffix.lower() != ".png":
         raise MarlnavError(f"output {out} must end in .png")
+    check_writable(out)
     runs = [read_run(folder) for folder in folders]
     plot_runs(runs, out)
     return summarise_runs(runs)

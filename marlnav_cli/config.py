@@ -93,8 +93,7 @@ class TrainConfig:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:
             raise ConfigError(f"--entropy-coeff must be >= 0, got {self.entropy_coeff!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
+        check_seed(self.seed)
         if self.frames_per_batch % self.max_steps:
             raise ConfigError(
                 f"--frames-per-batch ({self.frames_per_batch}) must be a multiple of --max-steps "
@@ -327,6 +326,11 @@ def check_network_fits_in_memory(depth: int, num_cells: int, n_agents: int) -> N
     if needed > available:
         raise ConfigError(f"--depth {depth} x --num-cells {num_cells} nets need about {needed / 2**30:.0f} GiB, "
                           f"more than this machine's {available / 2**30:.0f} GiB")
+
+
+def check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def check_positive(flag: str, value: int) -> None:

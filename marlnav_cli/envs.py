@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +79,7 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
     itself ended; evaluation uses this to tell success from running out of time.
     """
     check_scenario(config.scenario)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _time_limit(config, SCENARIO_BUILD_LIMIT_S * 4):
         warnings.simplefilter("always")
         base = _build_vmas(config, num_envs=num_envs, seed=seed, device=device, step_limit=step_limit)
     _refuse_unused_arguments(config, caught)
@@ -99,15 +103,41 @@ def fixed_team_size(config: TrainConfig) -> int | None:
     import vmas
 
     check_scenario(config.scenario)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _time_limit(config, SCENARIO_BUILD_LIMIT_S):
         warnings.simplefilter("always")
         try:
             world = vmas.make_env(config.scenario, num_envs=1, device="cpu", continuous_actions=True,
                                   n_agents=config.n_agents, **config.scenario_args)
-        except (AssertionError, TypeError, ValueError, KeyError) as error:
+        except (AssertionError, TypeError, ValueError, KeyError, ZeroDivisionError) as error:
             raise _refused(config, error) from None
     _refuse_unused_arguments(config, caught)
     return world.n_agents if _ignores_n_agents(caught) or world.n_agents != config.n_agents else None
+
+
+# VMAS places agents by rejection sampling: with an agent too large for the arena (agent_radius=1e5) it
+# never stops. Every scenario builds one env in under 2 s here (many envs: longer, hence 4x in make_env).
+SCENARIO_BUILD_LIMIT_S = 30
+
+
+@contextmanager
+def _time_limit(config: TrainConfig, seconds: int) -> Iterator[None]:
+    """Refuse a scenario that takes longer than `seconds` to build (main thread only: SIGALRM)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def give_up(signum: int, frame: Any) -> None:
+        raise ConfigError(f"scenario {config.scenario!r} did not finish building in {seconds} s with "
+                          f"{config.scenario_args or 'its default arguments'}: VMAS could not place its "
+                          "agents and objects (too large for the arena?)")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _refuse_unused_arguments(config: TrainConfig, caught: list[warnings.WarningMessage]) -> None:

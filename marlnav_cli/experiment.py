@@ -23,7 +23,8 @@ from torchrl.envs import TransformedEnv
 from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
-from marlnav_cli.config import DEFAULT_PRESET, TrainConfig, check_fits_in_memory, check_positive, preset_config
+from marlnav_cli.config import (DEFAULT_PRESET, TrainConfig, check_fits_in_memory, check_positive, check_seed,
+                                preset_config)
 from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import (agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env,
@@ -34,7 +35,7 @@ from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
-from marlnav_cli.train import TrainState, train
+from marlnav_cli.train import TrainState, check_resumable, train
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
 
@@ -90,6 +91,11 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
         config = dataclasses.replace(preset_config(preset), **overrides).validate()
         return fit_team_size(config, explicit="n_agents" in overrides)
     resume.check_resumable()
+    check_resumable(resume)
+    done_frames = resume.history[-1]["frames"] if resume.history else 0
+    if "total_frames" in overrides and overrides["total_frames"] < done_frames:
+        raise ConfigError(f"--frames {overrides['total_frames']} is below the {done_frames} frames "
+                          f"{resume.path} has already trained")
     changed = sorted(name for name, value in overrides.items()
                      if name != "total_frames" and getattr(resume.config, name) != value)
     if changed:
@@ -298,6 +304,8 @@ def _with_team_size(checkpoint: Checkpoint, trained_env: TransformedEnv, n_agent
 def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_name: str,
                         scenario: str | None = None, n_agents: int | None = None) -> dict[str, Any]:
     check_positive("--episodes", episodes)
+    if seed is not None:
+        check_seed(seed)
     loaded = load_policy(path, device_name=device_name, scenario=scenario, n_agents=n_agents)
     config = loaded.config
     check_fits_in_memory(episodes * config.max_steps, config.n_agents)  # one env per episode, all steps kept
@@ -315,6 +323,8 @@ def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None
     `n_agents`, the checkpoint's shared policy acts for that many agents."""
     check_gif_path(out)
     check_positive("--episodes", episodes)
+    if seed is not None:
+        check_seed(seed)
     if checkpoint is not None:
         loaded = load_policy(checkpoint, device_name=device_name, n_agents=n_agents)
         config, policy, device = loaded.config, loaded.actor, loaded.device

@@ -58,6 +58,11 @@ def parse_sets(items: list[str]) -> dict[str, list[Any]]:
         if name not in fields:
             raise ConfigError(f"--set {key}: not a training setting (use seeds with --seeds)")
         grid[name] = [typed_value(v.strip()) for v in values.split(",")]
+        for value in grid[name]:
+            try:
+                TrainConfig.from_dict({name: value})  # its type: a setting's values are checked before Ray starts
+            except ConfigError:
+                raise ConfigError(f"--set {key}: {value!r} is not a value of that setting") from None
     return grid
 
 
@@ -141,6 +146,20 @@ def import_ray() -> Any:
     except ImportError:
         raise MarlnavError("marlnav sweep needs Ray: pip install \".[sweep]\" (or pip install ray)") from None
     return ray
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """A Ray cluster's host:port must answer before Ray is asked to join it (Ray would retry for minutes,
+    deaf to Ctrl-C)."""
+    import socket
+
+    host, separator, port = address.removeprefix("ray://").rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address takes host:port, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConfigError(f"no Ray cluster answers at {address} ({error.strerror or error})") from None
 
 
 def start_ray(ray: Any, address: str | None) -> None:

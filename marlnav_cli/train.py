@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
+from torchrl.envs import TransformedEnv
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives.value import GAE
 
@@ -72,25 +73,12 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=config.num_envs, seed=config.seed, device=device)
     groups = agent_groups(env)
-    policies = build_policies(env, config, device)
-    critics = build_critics(env, config, device)
+    state = _build_state(config, env, device)
+    policies, critics, optimiser = state.policies, state.critics, state.optimiser
     group_parameters = {group.name: [*policies[group.name].parameters(), *critics[group.name].parameters()]
                         for group in groups}
-    # Policies first, then critics: the order ClipPPOLoss gave with one group, so old checkpoints resume.
-    parameters = [p for policy in policies.values() for p in policy.parameters()] + \
-                 [p for critic in critics.values() for p in critic.parameters()]
-    # Fused Adam: one kernel over all parameters instead of small ops per tensor (docs/benchmarks.md).
-    optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=device.type in ("cpu", "cuda"))
-    state = TrainState(config=config, groups=group_layout(env), policies=policies, critics=critics,
-                       optimiser=optimiser)
     if resume is not None:
-        resume.check_groups(state.groups)
-        for group, (policy_prefix, critic_prefix) in weight_prefixes(list(state.groups)).items():
-            load_weights(policies[group], resume, policy_prefix)
-            load_weights(critics[group], resume, critic_prefix)
-        load_optimizer(optimiser, resume)
-        state.history = list(resume.history)
-        state.rng_state = rng_state(resume)
+        _restore(state, resume)
     # One network and action box per group, shared by collection and the loss.
     actors = {group.name: tensor_policy(policies[group.name], group) for group in groups}
     objectives = {group.name: PPOObjective(actors[group.name], TensorCritic(critics[group.name]),
@@ -168,6 +156,39 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         if should_stop():
             break
     return state
+
+
+def _build_state(config: TrainConfig, env: TransformedEnv, device: torch.device) -> TrainState:
+    """Policies, critics and their optimiser, freshly initialised from the current RNG."""
+    policies = build_policies(env, config, device)
+    critics = build_critics(env, config, device)
+    # Policies first, then critics: the order ClipPPOLoss gave with one group, so old checkpoints resume.
+    parameters = [p for policy in policies.values() for p in policy.parameters()] + \
+                 [p for critic in critics.values() for p in critic.parameters()]
+    # Fused Adam: one kernel over all parameters instead of small ops per tensor (docs/benchmarks.md).
+    optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=device.type in ("cpu", "cuda"))
+    return TrainState(config=config, groups=group_layout(env), policies=policies, critics=critics,
+                      optimiser=optimiser)
+
+
+def _restore(state: TrainState, resume: Checkpoint) -> None:
+    resume.check_groups(state.groups)
+    for group, (policy_prefix, critic_prefix) in weight_prefixes(list(state.groups)).items():
+        load_weights(state.policies[group], resume, policy_prefix)
+        load_weights(state.critics[group], resume, critic_prefix)
+    load_optimizer(state.optimiser, resume)
+    state.history = list(resume.history)
+    state.rng_state = rng_state(resume)
+
+
+def check_resumable(resume: Checkpoint) -> None:
+    """Load everything a resume would into scratch modules on the CPU: a bad part of the checkpoint is
+    refused before any output is touched, not halfway into a run."""
+    cpu = torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        env = make_env(resume.config, num_envs=1, seed=resume.config.seed, device=cpu)
+        _restore(_build_state(resume.config, env, cpu), resume)
+        env.close()
 
 
 def _advantage_module(config: TrainConfig, group: AgentGroup, critic: TensorDictModule) -> GAE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,42 @@ CASES = {
                               "--checkpoint-every must be a positive integer"),
     "inspect-zero-envs": (["inspect-specs", "--num-envs", "0"], "--num-envs must be a positive integer"),
     "inspect-unknown-scenario": (["inspect-specs", "--scenario", "nowhere"], "unknown VMAS scenario"),
+    # Option values at their extremes
+    "train-seed-overflow": (["train", "--seed", "18446744073709551616"], "--seed must be an integer from 0 to"),
+    "rollout-seed-overflow": (["rollout", "--seed", "18446744073709551616"], "--seed must be an integer from 0 to"),
+    "evaluate-seed-overflow": (["evaluate", "{ckpt}", "--seed", "18446744073709551616"], "--seed must be"),
+    "frames-too-many": (["train", "--frames", "1000000000000000"], "--frames must be a positive integer up to"),
+    "num-cells-huge": (["train", "--num-cells", "1000000"], "GiB"),
+    "rollout-envs-huge": (["rollout", "--num-envs", "1000000000000"], "GiB"),
+    "inspect-envs-huge": (["inspect-specs", "--num-envs", "1000000000000"], "GiB"),
+    "evaluate-episodes-huge": (["evaluate", "{ckpt}", "--episodes", "1000000000000"], "GiB"),
+    "empty-out": (["train", *TINY_TRAIN, "--out", ""], "empty"),
+    # Scenario arguments
+    "scenario-arg-off": (["inspect-specs", "--scenario-arg", "collisions=off"], "write true or false"),
+    "scenario-arg-nan": (["inspect-specs", "--scenario-arg", "lidar_range=nan"], "must be a finite number"),
+    "scenario-arg-inf": (["inspect-specs", "--scenario-arg", "agent_radius=inf"], "must be a finite number"),
+    # Config files
+    "config-fifo": (["train", "--config", "{tmp}/fifo.toml"], "is not a regular file"),
+    "config-dev-zero": (["train", "--config", "/dev/zero"], "is not a regular file"),
+    "config-not-utf8": (["train", "--config", "{tmp}/latin1.toml"], "is not UTF-8 text"),
+    "config-huge-lr": (["train", "--config", "{tmp}/huge-lr.toml"], "too large"),
+    "config-seed-overflow": (["train", "--config", "{tmp}/big-seed.toml"], "--seed must be an integer"),
+    "config-folder": (["train", "--config", "{tmp}"], "is not a regular file"),
+    # Outputs that cannot be written
+    "gif-under-proc": (["render", "{ckpt}", "/proc/marlnav.gif"], "cannot write"),
+    "compare-png-under-proc": (["compare", "{run}", "--out", "/proc/marlnav.png"], "cannot write"),
+    "export-under-proc": (["export", "{ckpt}", "/proc/marlnav.safetensors"], "cannot write"),
+    "transfer-png-wrong": (["transfer", "{ckpt}", "--out", "{tmp}/sizes.gif"], "must end in .png"),
+    # Sweeps: checked before Ray starts
+    "sweep-set-not-a-number": (["sweep", "--set", "lr=abc"], "--set lr: 'abc' is not a value"),
+    "sweep-set-gamma-word": (["sweep", "--set", "gamma=high"], "--set gamma: 'high' is not a value"),
+    "sweep-set-bool-word": (["sweep", "--set", "anneal_lr=maybe"], "--set anneal_lr: 'maybe' is not a value"),
+    "sweep-seeds-huge": (["sweep", "--seeds", "0-100000000000"], "gives more than 10000 values"),
+    "sweep-cpus-nan": (["sweep", "--cpus-per-trial", "nan"], "--cpus-per-trial must be a finite number"),
+    "sweep-address-closed": (["sweep", "--address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+    # Resume
+    "resume-with-preset": (["train", "--resume", "{ckpt}", "--preset", "tutorial"], "--preset and --config don't"),
+    "resume-frames-below": (["train", "--resume", "{ckpt}", "--frames", "100"], "below the 200 frames"),
 }
 
 
@@ -49,8 +86,12 @@ def test_bad_input_is_refused_in_one_line(cli, checkpoint: Path, tmp_path: Path,
                                           message: str) -> None:
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "text.safetensors").write_text("hello")
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "latin1.toml").write_bytes("scenario = 'navigación'\n".encode("latin-1"))
+    (tmp_path / "huge-lr.toml").write_text(f"lr = {10**400}\n")
+    (tmp_path / "big-seed.toml").write_text(f"seed = {2**64}\n")
     before = sorted(tmp_path.rglob("*"))
-    result = cli(*[a.format(tmp=tmp_path, ckpt=checkpoint) for a in args])
+    result = cli(*[a.format(tmp=tmp_path, ckpt=checkpoint, run=checkpoint.parent) for a in args])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

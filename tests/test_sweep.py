@@ -78,7 +78,8 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(cli, tmp_path: Path) -> 
     # balance needs at least 2 agents: VMAS refuses n_agents=1 inside the trial.
     result = cli("sweep", "--seeds", "0", "--scenario", "balance", "--set", "n_agents=1,2", *TINY_SWEEP,
                  "--out", folder, "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr  # a sweep with failed trials does not report success
+    assert "error: 1 of 2 trials failed: n_agents=1-seed0" in result.stderr
     rows = {row["trial"]: row for row in _rows(folder)}
     assert rows["n_agents=1-seed0"]["status"] == "failed" and "ConfigError" in rows["n_agents=1-seed0"]["error"]
     assert rows["n_agents=2-seed0"]["status"] == "ok"

@@ -1,0 +1,267 @@
+"""Reliability under tampered checkpoints, failed writes, signals and concurrent runs: every fault is one
+line and exit 2 (or the signal's code), nothing is lost, no partial file sits under a final name."""
+
+from __future__ import annotations
+
+import errno
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from marlnav_cli.checkpoint import read_checkpoint
+from tests.conftest import TINY_TRAIN
+
+MARLNAV = [sys.executable, "-c", "from marlnav_cli.cli import main; main()"]
+
+
+def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), "pt") as reader:
+        return {name: reader.get_tensor(name) for name in reader.keys()}, dict(reader.metadata())
+
+
+def _tampered(source: Path, target: Path, *, tensors=None, metadata=None) -> Path:
+    original_tensors, original_metadata = _load(source)
+    save_file({**original_tensors, **(tensors or {})} if tensors is not None else original_tensors, str(target),
+              metadata={**original_metadata, **(metadata or {})})
+    return target
+
+
+def _config_with(source: Path, **changes) -> str:
+    config = json.loads(_load(source)[1]["config"])
+    config.update(changes)
+    return json.dumps(config)
+
+
+def _first(tensors: dict[str, torch.Tensor], prefix: str) -> str:
+    return next(name for name in sorted(tensors) if name.startswith(prefix) and tensors[name].dim() > 0)
+
+
+def _one_line_refusal(result, message: str, *, during_run: bool = False) -> None:
+    """Exit 2 and one `error:` line; a fault in the middle of a run may follow its `run folder:` line."""
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    if during_run and len(lines) == 2 and lines[0].startswith("run folder: "):
+        lines = lines[1:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def _crafted(checkpoint: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    tensors, _ = _load(checkpoint)
+    weight, moment = _first(tensors, "policy."), _first(tensors, "optimizer.")
+    cases = {
+        "nan-weights": ({weight: torch.full_like(tensors[weight], float("nan"))}, None, "NaN or infinite"),
+        "float64-weights": ({weight: tensors[weight].double()}, None, "is float64, not float32"),
+        "int32-weights": ({weight: tensors[weight].int()}, None, "is int32, not float32"),
+        "rng-wrong-length": ({"rng.torch": tensors["rng.torch"][:100]}, None, "not a random-number state"),
+        "rng-wrong-dtype": ({"rng.vmas.numpy.keys": tensors["rng.vmas.numpy.keys"].float()}, None,
+                            "not a random-number state"),
+        "rng-refused": ({"rng.vmas.python.state": torch.cat([tensors["rng.vmas.python.state"][:-1],
+                                                             torch.tensor([10_000])])}, None, "generators refuse"),
+        "optimizer-wrong-shape": ({moment: torch.zeros(tensors[moment].numel() * 4)}, None, "has shape"),
+        "optimizer-nan": ({moment: torch.full_like(tensors[moment], float("nan"))}, None, "NaN or infinite"),
+        "optimizer-bad-name": ({"optimizer.first.exp_avg": torch.zeros(3)}, None, "no complete optimizer state"),
+        "summary-list": (None, {"summary": "[1, 2]"}, "invalid summary"),
+        "summary-null": (None, {"summary": "null"}, "invalid summary"),
+        "history-not-records": (None, {"history": '[{"frames": 100}]'}, "invalid history"),
+        "history-object": (None, {"history": '{"a": 1}'}, "invalid history"),
+        "negative-version": (None, {"format_version": "-3"}, "invalid format version"),
+        "huge-lr": (None, {"config": _config_with(checkpoint, lr=10**400)}, "too large"),
+        "huge-net": (None, {"config": _config_with(checkpoint, num_cells=10**9)}, "GiB"),
+        "huge-frames": (None, {"config": _config_with(checkpoint, total_frames=10**400)}, "--frames must be"),
+        "missing-key": (None, {"config": json.dumps({k: v for k, v in json.loads(_load(checkpoint)[1]["config"]).items()
+                                                     if k != "lr"})}, "config lacks keys: lr"),
+    }
+    return {name: (_tampered(checkpoint, tmp_path / f"{name}.safetensors", tensors=t, metadata=m), message)
+            for name, (t, m, message) in cases.items()}
+
+
+def test_tampered_checkpoints_are_refused_whole_before_use(cli, checkpoint: Path, tmp_path: Path) -> None:
+    """Each part checked, whether the policy is only evaluated or training resumes from it all."""
+    policy_only_faults = {"nan-weights", "float64-weights", "int32-weights", "summary-list", "summary-null",
+                          "history-not-records", "history-object", "negative-version", "huge-lr", "huge-net",
+                          "huge-frames", "missing-key"}
+    for name, (path, message) in _crafted(checkpoint, tmp_path).items():
+        if name in policy_only_faults:
+            _one_line_refusal(cli("evaluate", path, "--episodes", "2", "--device", "cpu"), message)
+        before = path.read_bytes()
+        _one_line_refusal(cli("train", "--resume", path, "--frames", "400", "--device", "cpu", "--quiet"), message)
+        assert path.read_bytes() == before
+
+
+def test_disk_full_during_training_keeps_the_last_good_checkpoint(cli, tmp_path: Path, monkeypatch) -> None:
+    import marlnav_cli.checkpoint as checkpoint_module
+
+    run = tmp_path / "run"
+    assert cli("train", *TINY_TRAIN, "--constant-lr", "--out", run).exit_code == 0
+    kept = (run / "policy.safetensors").read_bytes()
+    metrics = (run / "metrics.jsonl").read_text()
+    real_save = checkpoint_module.save_file
+
+    def disk_full(tensors, path, metadata=None):
+        real_save(tensors, path, metadata=metadata)  # a partial file sits under the temporary name...
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module, "save_file", disk_full)
+    result = cli("train", "--resume", run / "policy.safetensors", "--frames", "400", "--device", "cpu", "--quiet")
+    _one_line_refusal(result, "No space left on device", during_run=True)
+    assert (run / "policy.safetensors").read_bytes() == kept  # ...and the last good checkpoint is intact
+    assert (run / "metrics.jsonl").read_text() == metrics  # the metrics did not run ahead of it
+    assert not list(run.glob(".*"))  # nor is any temporary file left
+
+
+@pytest.mark.parametrize("command", ["render", "export", "compare"])
+def test_disk_full_on_other_outputs_is_one_line(cli, checkpoint: Path, tmp_path: Path, monkeypatch,
+                                                command: str) -> None:
+    import marlnav_cli.files as files
+
+    real_replace = files.os.replace
+
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", disk_full)
+    args = {"render": ["render", checkpoint, tmp_path / "out.gif", "--device", "cpu"],
+            "export": ["export", checkpoint, tmp_path / "small.safetensors"],
+            "compare": ["compare", checkpoint.parent, "--out", tmp_path / "out.png"]}[command]
+    _one_line_refusal(cli(*args), "No space left on device")
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen([*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    checkpoint = read_checkpoint(run / "policy.safetensors")
+    assert checkpoint.summary["complete"] is False and checkpoint.summary["iterations"] >= 2
+    assert len(metrics.read_text().splitlines()) == checkpoint.summary["iterations"]
+
+
+def test_a_run_folder_belongs_to_one_run(cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = subprocess.Popen([*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    second = subprocess.run([*MARLNAV, "train", *TINY_TRAIN, "--seed", "9", "--out", str(run)],
+                            capture_output=True, text=True, timeout=120)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    assert second.returncode == 2 and "another marlnav process is writing into" in second.stderr
+    assert read_checkpoint(run / "policy.safetensors").config.seed == 0  # the first run's, untouched
+
+    again = cli("train", *TINY_TRAIN, "--seed", "9", "--out", run)
+    _one_line_refusal(again, "already holds a run")
+    replaced = cli("train", *TINY_TRAIN, "--seed", "9", "--out", run, "--overwrite")
+    assert replaced.exit_code == 0 and read_checkpoint(run / "policy.safetensors").config.seed == 9
+
+
+def test_stale_temporary_files_are_cleaned_at_the_next_write(cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert cli("train", *TINY_TRAIN, "--constant-lr", "--out", run).exit_code == 0
+    stale = run / ".policy.safetensors.k1ll3d.safetensors"
+    stale.write_bytes(b"\0" * 1000)  # what a kill -9 during a save leaves
+    result = cli("train", "--resume", run / "policy.safetensors", "--frames", "300", "--device", "cpu", "--quiet")
+    assert result.exit_code == 0 and not stale.exists()
+
+
+def test_a_failed_train_leaves_no_run_folder(cli, tmp_path: Path, monkeypatch) -> None:
+    import marlnav_cli.experiment as experiment
+    from marlnav_cli.errors import ConfigError
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("refused after the folder was made")
+
+    monkeypatch.setattr(experiment, "train", refuse)
+    _one_line_refusal(cli("train", *TINY_TRAIN, "--out", tmp_path / "run"), "refused after the folder was made",
+                      during_run=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_compare_refuses_broken_run_folders(cli, trained_run: Path, tmp_path: Path) -> None:
+    cases = {"binary": b"\xff\xfe\x00garbage", "missing-keys": b'{"frames": 100}\n',
+             "list": b"[1, 2, 3]\n", "strings": b'{"frames": "many", "reward_mean": "good", "wall_s": "soon"}\n',
+             "nan": b'{"frames": 100, "reward_mean": NaN, "wall_s": 1.0}\n'}
+    for name, content in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.toml").write_text((trained_run / "config.toml").read_text())
+        (folder / "metrics.jsonl").write_bytes(content)
+        result = cli("compare", trained_run, folder, "--out", tmp_path / "out.png")
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+    assert not (tmp_path / "out.png").exists()
+
+
+MUTATIONS = 60
+
+
+def _mutations(path: Path, rng: random.Random):
+    """Random faults in a real checkpoint: header bytes, tensor values and dtypes, metadata values."""
+    tensors, metadata = _load(path)
+    data = path.read_bytes()
+    header_length = int.from_bytes(data[:8], "little")
+    for _ in range(MUTATIONS):
+        kind = rng.choice(["header-byte", "body-byte", "value", "dtype", "metadata", "drop"])
+        changed_tensors, changed_metadata = dict(tensors), dict(metadata)
+        if kind in ("header-byte", "body-byte"):
+            raw = bytearray(data)
+            low, high = (8, 8 + header_length) if kind == "header-byte" else (8 + header_length, len(data))
+            for _ in range(rng.randint(1, 4)):
+                raw[rng.randrange(low, high)] = rng.randrange(256)
+            yield kind, bytes(raw)
+            continue
+        name = rng.choice(sorted(tensors))
+        if kind == "value":
+            tensor = changed_tensors[name].clone()
+            if tensor.numel() and tensor.is_floating_point():
+                tensor.view(-1)[rng.randrange(tensor.numel())] = rng.choice([float("nan"), float("inf"), 1e30, -7.0])
+            changed_tensors[name] = tensor
+        elif kind == "dtype":
+            changed_tensors[name] = changed_tensors[name].to(rng.choice([torch.float16, torch.float64, torch.int32,
+                                                                         torch.bool, torch.uint8]))
+        elif kind == "drop":
+            del changed_tensors[name]
+        else:
+            key = rng.choice(sorted(metadata))
+            changed_metadata[key] = rng.choice(['"text"', "null", "[]", "{}", "-1", "1e400", "NaN", "{broken",
+                                                json.dumps(rng.random())])
+        target = path.with_name("mutated.safetensors")
+        save_file(changed_tensors, str(target), metadata=changed_metadata)
+        yield kind, target.read_bytes()
+
+
+def test_random_mutations_of_a_checkpoint_never_give_a_traceback(cli, checkpoint: Path, tmp_path: Path) -> None:
+    """Every time: exit 0 with a valid report, or exit 2 with one line. A traceback fails the test."""
+    source = tmp_path / "source.safetensors"
+    source.write_bytes(checkpoint.read_bytes())
+    mutated = tmp_path / "case.safetensors"
+    outcomes = {0: 0, 2: 0}
+    for number, (kind, content) in enumerate(_mutations(source, random.Random(20261127))):
+        mutated.write_bytes(content)
+        for args in (["evaluate", mutated, "--episodes", "2", "--device", "cpu", "--json"],
+                     ["train", "--resume", mutated, "--device", "cpu", "--quiet", "--json"]):
+            result = cli(*args)
+            assert result.exit_code in (0, 2), (number, kind, args[0], result.stderr)
+            if result.exit_code == 2:
+                assert len(result.stderr.strip().splitlines()) == 1, (number, kind, result.stderr)
+            else:
+                assert isinstance(result.json(), dict)
+            outcomes[result.exit_code] += 1
+    assert outcomes[2] > 0 and outcomes[0] > 0  # the mutations both break and spare checkpoints
