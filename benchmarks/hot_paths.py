@@ -36,8 +36,8 @@ from torchrl.objectives import ClipPPOLoss  # noqa: E402
 
 from marlnav_cli.collect import ExperienceCollector  # noqa: E402
 from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
-from marlnav_cli.envs import GROUP, make_env  # noqa: E402
-from marlnav_cli.models import STATE_VALUE_KEY, TensorCritic, TensorPolicy, build_critic, build_policy  # noqa: E402
+from marlnav_cli.envs import agent_groups, make_env  # noqa: E402
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy  # noqa: E402
 from marlnav_cli.ppo import PPOBatch, PPOObjective  # noqa: E402
 
 
@@ -129,7 +129,7 @@ class UpdateFloor:
 
 
 class UniformActions:
-    """Stands in for models.TensorPolicy in the collector: uniform actions in [-1, 1], as the floor draws."""
+    """Stands in for the policy in the collector: uniform actions in [-1, 1], as the floor draws."""
 
     def __init__(self, action_size: int) -> None:
         self.action_size = action_size
@@ -141,15 +141,16 @@ class UniformActions:
 def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
-    policy = build_policy(env, config, device)
+    group = agent_groups(env)[0]
+    policy = build_policies(env, config, device)[group.name]
     floor = RawVmasFloor(config, device)
     collector = Collector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=-1,
                           reset_at_each_iter=True, device=device, storing_device=device,
                           auto_register_policy_transforms=False)
     batches = iter(collector)
-    ours = ExperienceCollector(env, TensorPolicy(policy), steps=config.max_steps)
+    ours = ExperienceCollector(env, {group.name: tensor_policy(policy, group)}, steps=config.max_steps)
     # The floor's random actions in the policy's place: what the collection loop costs beyond the policy.
-    ours_random = ExperienceCollector(env, UniformActions(floor.action_size), steps=config.max_steps)
+    ours_random = ExperienceCollector(env, {group.name: UniformActions(floor.action_size)}, steps=config.max_steps)
     timings = fastest({"raw VMAS, random actions (floor)": floor.step_one_batch,
                        "TorchRL Collector": lambda: next(batches),
                        "marlnav ExperienceCollector": ours.collect,
@@ -162,19 +163,23 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
     """Seconds per minibatch update, averaged over `steps` minibatches of one iteration's batch."""
     torch.manual_seed(0)
     env = make_env(config, num_envs=config.num_envs, seed=0, device=device)
-    policy, critic = build_policy(env, config, device), build_critic(env, config, device)
-    tensor_policy = TensorPolicy(policy)
-    data = ExperienceCollector(env, tensor_policy, steps=config.max_steps).collect().reshape(-1)
-    objective = PPOObjective(tensor_policy, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
+    group = agent_groups(env)[0]
+    policy, critic = build_policies(env, config, device)[group.name], build_critics(env, config, device)[group.name]
+    actor = tensor_policy(policy, group)
+    data = ExperienceCollector(env, {group.name: actor}, steps=config.max_steps).collect().reshape(-1)
+    objective = PPOObjective(actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
                              entropy_coeff=config.entropy_coeff)
-    data.set("advantage", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
-    data.set("value_target", torch.randn(*data.batch_size, config.n_agents, 1, device=device))
-    flat_batch = PPOBatch.from_rollout(data, tensor_policy)
-    data.set((GROUP, "action_log_prob"), flat_batch.log_prob)
+    data.set(group.key("advantage"), torch.randn(*data.batch_size, config.n_agents, 1, device=device))
+    data.set(group.key("value_target"), torch.randn(*data.batch_size, config.n_agents, 1, device=device))
+    flat_batch = PPOBatch.from_rollout(data, group, actor)
+    data.set(group.key("action_log_prob"), flat_batch.log_prob)
     reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
                             entropy_coeff=config.entropy_coeff, normalize_advantage=False)
-    reference.set_keys(value=STATE_VALUE_KEY)
-    loss_keys = [(GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob"), "advantage", "value_target"]
+    reference.set_keys(value=group.key("state_value"), action=group.key("action"),
+                       sample_log_prob=group.key("action_log_prob"), advantage=group.key("advantage"),
+                       value_target=group.key("value_target"))
+    loss_keys = [group.key("observation"), group.key("action"), group.key("action_log_prob"), group.key("advantage"),
+                 group.key("value_target")]
     tensordict_batch = data.select(*loss_keys)
     parameters = [*policy.parameters(), *critic.parameters()]
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
