@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench bench-paths bench-scale clean
+.PHONY: install train test lint format bench bench-paths bench-scale clean
 
 install: $(STAMP)
 
@@ -21,6 +21,15 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# ruff, configured in pyproject.toml: lint and format check (CI runs both); `make format` rewrites.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Benchmarks print figures and write JSON under benchmarks/results/; they assert nothing.
 bench: install

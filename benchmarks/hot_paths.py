@@ -32,13 +32,12 @@ sys.path.insert(0, str(REPO))  # measure this checkout's marlnav, whatever is in
 import torch  # noqa: E402
 import vmas  # noqa: E402
 from torchrl.collectors import Collector  # noqa: E402
-from torchrl.objectives import ClipPPOLoss  # noqa: E402
 
 from marlnav_cli.collect import ExperienceCollector  # noqa: E402
 from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
 from marlnav_cli.envs import agent_groups, make_env  # noqa: E402
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy  # noqa: E402
-from marlnav_cli.ppo import PPOBatch, PPOObjective  # noqa: E402
+from marlnav_cli.ppo import PPOBatch, PPOObjective, clip_ppo_loss_for  # noqa: E402
 
 
 def fastest(variants: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, float]:
@@ -60,16 +59,27 @@ class RawVmasFloor:
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         self.config, self.device = config, device
-        self.env = vmas.make_env(config.scenario, num_envs=config.num_envs, n_agents=config.n_agents,
-                                 continuous_actions=True, max_steps=config.max_steps, device=device, seed=0,
-                                 **config.scenario_args)
+        self.env = vmas.make_env(
+            config.scenario,
+            num_envs=config.num_envs,
+            n_agents=config.n_agents,
+            continuous_actions=True,
+            max_steps=config.max_steps,
+            device=device,
+            seed=0,
+            **config.scenario_args,
+        )
         self.env.reset()
         self.action_size = self.env.get_agent_action_size(self.env.agents[0])
 
     def step_one_batch(self) -> None:
         for _ in range(self.config.max_steps):
-            self.env.step([torch.rand(self.config.num_envs, self.action_size, device=self.device) * 2 - 1
-                           for _ in range(self.config.n_agents)])
+            self.env.step(
+                [
+                    torch.rand(self.config.num_envs, self.action_size, device=self.device) * 2 - 1
+                    for _ in range(self.config.n_agents)
+                ]
+            )
 
 
 class UpdateFloor:
@@ -84,8 +94,13 @@ class UpdateFloor:
         dev = self.device
 
         def mlp(inputs: int, outputs: int) -> torch.nn.Module:
-            return torch.nn.Sequential(torch.nn.Linear(inputs, cells), torch.nn.Tanh(), torch.nn.Linear(cells, cells),
-                                       torch.nn.Tanh(), torch.nn.Linear(cells, outputs)).to(dev)
+            return torch.nn.Sequential(
+                torch.nn.Linear(inputs, cells),
+                torch.nn.Tanh(),
+                torch.nn.Linear(cells, cells),
+                torch.nn.Tanh(),
+                torch.nn.Linear(cells, outputs),
+            ).to(dev)
 
         self.policy, self.critic = mlp(n_obs, 2 * n_act), mlp(n_obs * self.n_agents, 1)
         self.parameters = list(self.policy.parameters()) + list(self.critic.parameters())
@@ -102,16 +117,16 @@ class UpdateFloor:
         loc, raw_scale = self.policy(self.obs[index]).chunk(2, -1)
         scale = torch.nn.functional.softplus(raw_scale + 0.5413) + 1e-4
         normal = torch.distributions.Normal(loc, scale)
-        log_prob = (normal.log_prob(torch.atanh(actions)) - torch.log1p(-actions ** 2 + 1e-6)).sum(-1)
+        log_prob = (normal.log_prob(torch.atanh(actions)) - torch.log1p(-(actions**2) + 1e-6)).sum(-1)
         ratio = (log_prob - self.old_log_prob[index]).exp().unsqueeze(-1)
         advantage = self.advantage[index]
         gain = torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
         sample = torch.tanh(normal.rsample())
-        entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999)))
-                    - torch.log1p(-sample ** 2 + 1e-6)).sum(-1)
+        entropy = -(normal.log_prob(torch.atanh(sample.clamp(-0.999, 0.999))) - torch.log1p(-(sample**2) + 1e-6)).sum(
+            -1
+        )
         value = self.critic(self.obs[index].flatten(1)).unsqueeze(1).expand(-1, self.n_agents, 1)
-        loss = (-gain.mean() - 1e-4 * entropy.mean()
-                + torch.nn.functional.smooth_l1_loss(value, self.target[index]))
+        loss = -gain.mean() - 1e-4 * entropy.mean() + torch.nn.functional.smooth_l1_loss(value, self.target[index])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
         self.optimiser.step()
@@ -122,7 +137,7 @@ class UpdateFloor:
         for _ in range(30):
             order = torch.randperm(self.frames, device=self.device)
             for start in range(0, self.frames, self.minibatch_size):
-                self.update(order[start:start + self.minibatch_size])
+                self.update(order[start : start + self.minibatch_size])
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - started
@@ -144,17 +159,30 @@ def collection(config: TrainConfig, device: torch.device, repeats: int) -> dict[
     group = agent_groups(env)[0]
     policy = build_policies(env, config, device)[group.name]
     floor = RawVmasFloor(config, device)
-    collector = Collector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=-1,
-                          reset_at_each_iter=True, device=device, storing_device=device,
-                          auto_register_policy_transforms=False)
+    collector = Collector(
+        env,
+        policy,
+        frames_per_batch=config.frames_per_batch,
+        total_frames=-1,
+        reset_at_each_iter=True,
+        device=device,
+        storing_device=device,
+        auto_register_policy_transforms=False,
+    )
     batches = iter(collector)
     ours = ExperienceCollector(env, {group.name: tensor_policy(policy, group)}, steps=config.max_steps)
     # The floor's random actions in the policy's place: what the collection loop costs beyond the policy.
     ours_random = ExperienceCollector(env, {group.name: UniformActions(floor.action_size)}, steps=config.max_steps)
-    timings = fastest({"raw VMAS, random actions (floor)": floor.step_one_batch,
-                       "TorchRL Collector": lambda: next(batches),
-                       "marlnav ExperienceCollector": ours.collect,
-                       "marlnav ExperienceCollector, random actions": ours_random.collect}, repeats, device)
+    timings = fastest(
+        {
+            "raw VMAS, random actions (floor)": floor.step_one_batch,
+            "TorchRL Collector": lambda: next(batches),
+            "marlnav ExperienceCollector": ours.collect,
+            "marlnav ExperienceCollector, random actions": ours_random.collect,
+        },
+        repeats,
+        device,
+    )
     collector.shutdown()
     return timings
 
@@ -167,19 +195,23 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
     policy, critic = build_policies(env, config, device)[group.name], build_critics(env, config, device)[group.name]
     actor = tensor_policy(policy, group)
     data = ExperienceCollector(env, {group.name: actor}, steps=config.max_steps).collect().reshape(-1)
-    objective = PPOObjective(actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
-                             entropy_coeff=config.entropy_coeff)
+    objective = PPOObjective(
+        actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+    )
     data.set(group.key("advantage"), torch.randn(*data.batch_size, config.n_agents, 1, device=device))
     data.set(group.key("value_target"), torch.randn(*data.batch_size, config.n_agents, 1, device=device))
     flat_batch = PPOBatch.from_rollout(data, group, actor)
     data.set(group.key("action_log_prob"), flat_batch.log_prob)
-    reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
-                            entropy_coeff=config.entropy_coeff, normalize_advantage=False)
-    reference.set_keys(value=group.key("state_value"), action=group.key("action"),
-                       sample_log_prob=group.key("action_log_prob"), advantage=group.key("advantage"),
-                       value_target=group.key("value_target"))
-    loss_keys = [group.key("observation"), group.key("action"), group.key("action_log_prob"), group.key("advantage"),
-                 group.key("value_target")]
+    reference = clip_ppo_loss_for(
+        policy, critic, group, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+    )
+    loss_keys = [
+        group.key("observation"),
+        group.key("action"),
+        group.key("action_log_prob"),
+        group.key("advantage"),
+        group.key("value_target"),
+    ]
     tensordict_batch = data.select(*loss_keys)
     parameters = [*policy.parameters(), *critic.parameters()]
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
@@ -190,7 +222,7 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
         order = torch.randperm(config.frames_per_batch, device=device)
         for step in range(steps):
             start = (step % config.minibatches_per_epoch) * config.minibatch_size
-            update(order[start:start + config.minibatch_size])
+            update(order[start : start + config.minibatch_size])
 
     fused_optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # as train.py steps
 
@@ -204,20 +236,28 @@ def minibatch_update(config: TrainConfig, device: torch.device, repeats: int, st
         losses = reference(tensordict_batch[index])
         step(losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"])
 
-    timings = fastest({
-        "plain torch (floor)": lambda: minibatches(floor.update),
-        "TorchRL ClipPPOLoss": lambda: minibatches(clip_ppo_loss),
-        "marlnav PPOObjective": lambda: minibatches(lambda index: step(objective(flat_batch[index]).total())),
-        "marlnav PPOObjective, fused Adam": lambda: minibatches(
-            lambda index: step(objective(flat_batch[index]).total(), fused_optimiser)),
-    }, repeats, device)
+    timings = fastest(
+        {
+            "plain torch (floor)": lambda: minibatches(floor.update),
+            "TorchRL ClipPPOLoss": lambda: minibatches(clip_ppo_loss),
+            "marlnav PPOObjective": lambda: minibatches(lambda index: step(objective(flat_batch[index]).total())),
+            "marlnav PPOObjective, fused Adam": lambda: minibatches(
+                lambda index: step(objective(flat_batch[index]).total(), fused_optimiser)
+            ),
+        },
+        repeats,
+        device,
+    )
     return {name: seconds / steps for name, seconds in timings.items()}
 
 
 def measure(preset: str, device: torch.device, repeats: int) -> dict:
     config = preset_config(preset)
-    return {"preset": preset, "collection_s_per_batch": collection(config, device, repeats),
-            "update_s_per_minibatch": minibatch_update(config, device, repeats)}
+    return {
+        "preset": preset,
+        "collection_s_per_batch": collection(config, device, repeats),
+        "update_s_per_minibatch": minibatch_update(config, device, repeats),
+    }
 
 
 def print_report(report: dict) -> None:
@@ -239,8 +279,13 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     reports = [measure(preset, device, args.repeats) for preset in args.preset]
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-              f"{args.device}", "torch": torch.__version__, "repeats": args.repeats, "reports": reports}
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {args.device}",
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "reports": reports,
+    }
     for report in reports:
         print_report(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

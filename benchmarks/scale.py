@@ -31,15 +31,26 @@ from marlnav_cli.train import train  # noqa: E402
 def measure(num_envs: int, n_agents: int, args: argparse.Namespace) -> dict:
     base = preset_config(DEFAULT_PRESET)
     frames = num_envs * args.max_steps
-    config = dataclasses.replace(base, n_agents=n_agents, max_steps=args.max_steps, frames_per_batch=frames,
-                                 total_frames=2 * frames, num_epochs=args.epochs,
-                                 minibatch_size=min(base.minibatch_size, frames)).validate()
+    config = dataclasses.replace(
+        base,
+        n_agents=n_agents,
+        max_steps=args.max_steps,
+        frames_per_batch=frames,
+        total_frames=2 * frames,
+        num_epochs=args.epochs,
+        minibatch_size=min(base.minibatch_size, frames),
+    ).validate()
     state = train(config, resolve_device(args.device))
     row = state.history[-1]
-    return {"num_envs": num_envs, "n_agents": n_agents, "frames_per_batch": frames,
-            "collect_frames_per_s": frames / row["collect_s"],
-            "iteration_frames_per_s": frames / (row["collect_s"] + row["train_s"]),
-            "collect_s": row["collect_s"], "train_s": row["train_s"]}
+    return {
+        "num_envs": num_envs,
+        "n_agents": n_agents,
+        "frames_per_batch": frames,
+        "collect_frames_per_s": frames / row["collect_s"],
+        "iteration_frames_per_s": frames / (row["collect_s"] + row["train_s"]),
+        "collect_s": row["collect_s"],
+        "train_s": row["train_s"],
+    }
 
 
 def main() -> None:
@@ -58,12 +69,26 @@ def main() -> None:
         for n_agents in args.agents:
             rows.append(measure(num_envs, n_agents, args))
             r = rows[-1]
-            print(f"{num_envs:>6}{n_agents:>8}{r['collect_frames_per_s']:>18.0f}{r['iteration_frames_per_s']:>20.0f}",
-                  flush=True)
+            print(
+                f"{num_envs:>6}{n_agents:>8}{r['collect_frames_per_s']:>18.0f}{r['iteration_frames_per_s']:>20.0f}",
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "device": args.device,
-                                    "threads": torch.get_num_threads(), "max_steps": args.max_steps,
-                                    "epochs": args.epochs, "preset": DEFAULT_PRESET, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "max_steps": args.max_steps,
+                "epochs": args.epochs,
+                "preset": DEFAULT_PRESET,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written to {args.out}")
 
 

@@ -42,31 +42,56 @@ DEFAULT_TUTORIAL = REPO.parent / "shared" / "baseline" / "tutorial_mappo.py"
 
 
 def run_tutorial(script: Path, seed: int, device: str, episodes: int) -> dict:
-    completed = subprocess.run([sys.executable, str(script), "--iters", "10", "--seed", str(seed), "--device", device,
-                                "--eval-episodes", str(episodes)], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--iters",
+            "10",
+            "--seed",
+            str(seed),
+            "--device",
+            device,
+            "--eval-episodes",
+            str(episodes),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return {"train_s": result["total_s"], "collect_s": result["collect_s"], "update_s": result["train_s"],
-            "final_train_reward": result["rewards"][-1], "eval": result["eval"]}
+    return {
+        "train_s": result["total_s"],
+        "collect_s": result["collect_s"],
+        "update_s": result["train_s"],
+        "final_train_reward": result["rewards"][-1],
+        "eval": result["eval"],
+    }
 
 
 def marlnav(*args: str) -> subprocess.CompletedProcess:
     """This checkout's CLI in a fresh process (cwd = repo, so `-m marlnav_cli` imports this tree)."""
-    return subprocess.run([sys.executable, "-m", "marlnav_cli", *args], capture_output=True, text=True, check=True,
-                          cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "marlnav_cli", *args], capture_output=True, text=True, check=True, cwd=REPO
+    )
 
 
 def run_marlnav(seed: int, device: str, episodes: int, folder: Path, extra: list[str]) -> dict:
     run_folder = folder / f"seed{seed}"
-    marlnav("train", "--seed", str(seed), "--device", device, "--quiet",
-                    "--out", str(run_folder), *extra)
+    marlnav("train", "--seed", str(seed), "--device", device, "--quiet", "--out", str(run_folder), *extra)
     rows = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
     checkpoint = run_folder / "policy.safetensors"
     evaluated = marlnav("evaluate", str(checkpoint), "--episodes", str(episodes), "--device", device, "--json")
-    return {"train_s": rows[-1]["wall_s"], "collect_s": sum(r["collect_s"] for r in rows),
-            "update_s": sum(r["train_s"] for r in rows), "final_train_reward": rows[-1]["reward_mean"],
-            "eval": tutorial_style_evaluation(checkpoint, seed, episodes, device),
-            "marlnav_evaluate": json.loads(evaluated.stdout)["policy"], "iterations": len(rows),
-            "frames": rows[-1]["frames"]}
+    return {
+        "train_s": rows[-1]["wall_s"],
+        "collect_s": sum(r["collect_s"] for r in rows),
+        "update_s": sum(r["train_s"] for r in rows),
+        "final_train_reward": rows[-1]["reward_mean"],
+        "eval": tutorial_style_evaluation(checkpoint, seed, episodes, device),
+        "marlnav_evaluate": json.loads(evaluated.stdout)["policy"],
+        "iterations": len(rows),
+        "frames": rows[-1]["frames"],
+    }
 
 
 def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device: str) -> dict:
@@ -80,17 +105,28 @@ def tutorial_style_evaluation(checkpoint: Path, seed: int, episodes: int, device
     loaded = load_policy(checkpoint, device_name=device)
     config = loaded.checkpoint.config
     started = time.time()
-    env = VmasEnv(scenario=config.scenario, num_envs=episodes, continuous_actions=True, max_steps=config.max_steps,
-                  device=loaded.device, n_agents=config.n_agents, seed=seed + 1000)
+    env = VmasEnv(
+        scenario=config.scenario,
+        num_envs=episodes,
+        continuous_actions=True,
+        max_steps=config.max_steps,
+        device=loaded.device,
+        n_agents=config.n_agents,
+        seed=seed + 1000,
+    )
     env = TransformedEnv(env, RewardSum(in_keys=[env.reward_key], out_keys=[("agents", "episode_reward")]))
     with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
         td = env.rollout(config.max_steps, policy=loaded.actor, break_when_any_done=False)
     done = td.get(("next", "done")).squeeze(-1)
     first_done = done.float().argmax(dim=1)
     per_env = td.get(("next", "agents", "episode_reward"))[torch.arange(episodes), first_done].mean(dim=(-2, -1))
-    return {"mean_reward": per_env.mean().item(), "std_reward": per_env.std().item(),
-            "success_rate": (first_done < config.max_steps - 1).float().mean().item(),
-            "mean_length": (first_done + 1).float().mean().item(), "eval_s": time.time() - started}
+    return {
+        "mean_reward": per_env.mean().item(),
+        "std_reward": per_env.std().item(),
+        "success_rate": (first_done < config.max_steps - 1).float().mean().item(),
+        "mean_length": (first_done + 1).float().mean().item(),
+        "eval_s": time.time() - started,
+    }
 
 
 def floors_against_marlnav(device: str, iterations: int) -> dict[str, dict]:
@@ -126,12 +162,20 @@ def floors_against_marlnav(device: str, iterations: int) -> dict[str, dict]:
     marlnav_update_s = [row["train_s"] for row in history[1:]]
     marlnav_collect_s = [row["collect_s"] for row in history[1:]]
     return {
-        "update": {"floor": min(floor_update_s[1:]), "marlnav": min(marlnav_update_s),
-                   "paired_ratio_median": statistics.median(map(truediv, marlnav_update_s, floor_update_s[1:])),
-                   "floor_s": floor_update_s, "marlnav_s": [row["train_s"] for row in history]},
-        "collect": {"floor": min(floor_collect_s[1:]), "marlnav": min(marlnav_collect_s),
-                    "paired_ratio_median": statistics.median(map(truediv, marlnav_collect_s, floor_collect_s[1:])),
-                    "floor_s": floor_collect_s, "marlnav_s": [row["collect_s"] for row in history]},
+        "update": {
+            "floor": min(floor_update_s[1:]),
+            "marlnav": min(marlnav_update_s),
+            "paired_ratio_median": statistics.median(map(truediv, marlnav_update_s, floor_update_s[1:])),
+            "floor_s": floor_update_s,
+            "marlnav_s": [row["train_s"] for row in history],
+        },
+        "collect": {
+            "floor": min(floor_collect_s[1:]),
+            "marlnav": min(marlnav_collect_s),
+            "paired_ratio_median": statistics.median(map(truediv, marlnav_collect_s, floor_collect_s[1:])),
+            "floor_s": floor_collect_s,
+            "marlnav_s": [row["collect_s"] for row in history],
+        },
     }
 
 
@@ -147,8 +191,12 @@ def main() -> None:
     parser.add_argument("--tutorial", type=Path, default=DEFAULT_TUTORIAL)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "vs_tutorial.json")
     parser.add_argument("--floors-only", action="store_true", help="skip the training runs; measure the floors only")
-    parser.add_argument("--floor-iterations", type=int, default=8,
-                        help="marlnav iterations (each followed by one of each floor) for the floor comparison")
+    parser.add_argument(
+        "--floor-iterations",
+        type=int,
+        default=8,
+        help="marlnav iterations (each followed by one of each floor) for the floor comparison",
+    )
     parser.add_argument("--marlnav-args", default="", help="extra options for marlnav train, e.g. '--frames 90000'")
     args = parser.parse_args()
 
@@ -164,25 +212,48 @@ def main() -> None:
     rows = []
 
     def row(name: str, tutorial: float, marlnav: float, better: str) -> None:
-        rows.append({"figure": name, "tutorial": tutorial, "marlnav": marlnav,
-                     "ratio": marlnav / tutorial if tutorial else float("nan"), "better": better})
+        rows.append(
+            {
+                "figure": name,
+                "tutorial": tutorial,
+                "marlnav": marlnav,
+                "ratio": marlnav / tutorial if tutorial else float("nan"),
+                "better": better,
+            }
+        )
 
-    for name, get, better in () if args.floors_only else (
-        ("training time (s)", lambda r: r["train_s"], "lower"),
-        ("  of which collection (s)", lambda r: r["collect_s"], "lower"),
-        ("  of which updates (s)", lambda r: r["update_s"], "lower"),
-        ("final training reward", lambda r: r["final_train_reward"], "higher"),
-        ("eval mean reward", lambda r: r["eval"]["mean_reward"], "higher"),
-        ("eval success rate", lambda r: r["eval"]["success_rate"], "higher"),
-        ("eval mean length", lambda r: r["eval"]["mean_length"], "lower"),
+    for name, get, better in (
+        ()
+        if args.floors_only
+        else (
+            ("training time (s)", lambda r: r["train_s"], "lower"),
+            ("  of which collection (s)", lambda r: r["collect_s"], "lower"),
+            ("  of which updates (s)", lambda r: r["update_s"], "lower"),
+            ("final training reward", lambda r: r["final_train_reward"], "higher"),
+            ("eval mean reward", lambda r: r["eval"]["mean_reward"], "higher"),
+            ("eval success rate", lambda r: r["eval"]["success_rate"], "higher"),
+            ("eval mean length", lambda r: r["eval"]["mean_length"], "lower"),
+        )
     ):
         row(name, mean([get(r) for r in runs["tutorial"]]), mean([get(r) for r in runs["marlnav"]]), better)
-    floors = [{"figure": figure, **phases[phase], "ratio": phases[phase]["marlnav"] / phases[phase]["floor"]}
-              for figure, phase in (("update phase per iteration, tutorial hyperparameters (s)", "update"),
-                                    ("collection of 6000 frames, 60 envs (s)", "collect"))]
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-              f"{args.device}", "torch": torch.__version__, "seeds": args.seeds, "eval_episodes": args.eval_episodes,
-              "marlnav_args": args.marlnav_args, "table": rows, "floors": floors, "runs": runs}
+    floors = [
+        {"figure": figure, **phases[phase], "ratio": phases[phase]["marlnav"] / phases[phase]["floor"]}
+        for figure, phase in (
+            ("update phase per iteration, tutorial hyperparameters (s)", "update"),
+            ("collection of 6000 frames, 60 envs (s)", "collect"),
+        )
+    ]
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {args.device}",
+        "torch": torch.__version__,
+        "seeds": args.seeds,
+        "eval_episodes": args.eval_episodes,
+        "marlnav_args": args.marlnav_args,
+        "table": rows,
+        "floors": floors,
+        "runs": runs,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -192,8 +263,10 @@ def main() -> None:
         print(f"{entry['figure']:<28}{entry['tutorial']:>10.3f}{entry['marlnav']:>10.3f}{entry['ratio']:>8.2f}")
     print(f"\n{'floor (best of iterations 2..N)':<58}{'floor':>8}{'marlnav':>9}{'ratio':>7}{'paired median':>15}")
     for entry in floors:
-        print(f"{entry['figure']:<58}{entry['floor']:>8.2f}{entry['marlnav']:>9.2f}{entry['ratio']:>7.2f}"
-              f"{entry['paired_ratio_median']:>15.2f}")
+        print(
+            f"{entry['figure']:<58}{entry['floor']:>8.2f}{entry['marlnav']:>9.2f}{entry['ratio']:>7.2f}"
+            f"{entry['paired_ratio_median']:>15.2f}"
+        )
     print(f"\nwritten to {args.out}")
 
 

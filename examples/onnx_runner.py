@@ -29,18 +29,31 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
     config, layout = json.loads(metadata["config"]), json.loads(metadata["layout"])
     seed = config["seed"] + EVAL_SEED_OFFSET if seed is None else seed
     torch.manual_seed(seed)
-    env = vmas.make_env(config["scenario"], num_envs=episodes, device="cpu", seed=seed,
-                        continuous_actions=metadata["action_type"] == "continuous", max_steps=None,
-                        n_agents=config["n_agents"], **config["scenario_args"])
+    env = vmas.make_env(
+        config["scenario"],
+        num_envs=episodes,
+        device="cpu",
+        seed=seed,
+        continuous_actions=metadata["action_type"] == "continuous",
+        max_steps=None,
+        n_agents=config["n_agents"],
+        **config["scenario_args"],
+    )
     observations = env.reset()
     ended = np.zeros(episodes, dtype=bool)
     length = np.full(episodes, config["max_steps"])
     reward = np.zeros(episodes)
     for step in range(config["max_steps"]):
-        feeds = {group["input"]: np.stack([observations[i].numpy() for i in group["agent_indices"]], axis=1)
-                 for group in layout.values()}
-        outputs = dict(zip([group["output"] for group in layout.values()],
-                           session.run([group["output"] for group in layout.values()], feeds)))
+        feeds = {
+            group["input"]: np.stack([observations[i].numpy() for i in group["agent_indices"]], axis=1)
+            for group in layout.values()
+        }
+        outputs = dict(
+            zip(
+                [group["output"] for group in layout.values()],
+                session.run([group["output"] for group in layout.values()], feeds),
+            )
+        )
         actions = [None] * env.n_agents
         for group in layout.values():
             for column, index in enumerate(group["agent_indices"]):
@@ -52,11 +65,16 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
         length[done & running] = step + 1
         ended |= done
     ended_rate = float(ended.mean())
-    return {"episodes": episodes, "seed": seed, "episode_end": metadata["episode_end"],
-            # an early end is success only where the scenario says so (marlnav's scenario table)
-            "success_rate": ended_rate if metadata["episode_end"] == "success" else None,
-            "ended_early_rate": ended_rate if metadata["episode_end"] != "never" else None,
-            "mean_length": float(length.mean()), "mean_reward": float(reward.mean())}
+    return {
+        "episodes": episodes,
+        "seed": seed,
+        "episode_end": metadata["episode_end"],
+        # an early end is success only where the scenario says so (marlnav's scenario table)
+        "success_rate": ended_rate if metadata["episode_end"] == "success" else None,
+        "ended_early_rate": ended_rate if metadata["episode_end"] != "never" else None,
+        "mean_length": float(length.mean()),
+        "mean_reward": float(reward.mean()),
+    }
 
 
 def main() -> None:

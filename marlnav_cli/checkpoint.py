@@ -40,24 +40,25 @@ class Checkpoint:
     groups: dict[str, list[str]] | None = None  # None in checkpoints written before agent groups existed
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {name[len(prefix):]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
+        return {name[len(prefix) :]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
 
     def check_resumable(self) -> None:
         if self.summary.get("policy_only"):
-            raise CheckpointError(f"{self.path} holds only the policy (exported); resume from the run's own "
-                                  "policy.safetensors")
+            raise CheckpointError(
+                f"{self.path} holds only the policy (exported); resume from the run's own policy.safetensors"
+            )
 
     def check_groups(self, built: dict[str, list[str]]) -> None:
         """Refuse when the env rebuilt from the config groups its agents differently (another VMAS)."""
         if self.groups is not None and self.groups != built:
-            raise CheckpointError(f"{self.path} was trained with agent groups {self.groups}, but this VMAS builds "
-                                  f"{built} from its config")
+            raise CheckpointError(
+                f"{self.path} was trained with agent groups {self.groups}, but this VMAS builds {built} from its config"
+            )
 
     def check_matches(self, *, scenario: str | None = None) -> None:
         """Refuse when the caller asks for a scenario this checkpoint was not trained on."""
         if scenario is not None and scenario != self.config.scenario:
-            raise CheckpointError(f"{self.path} was trained on scenario {self.config.scenario!r}, "
-                                  f"not {scenario!r}")
+            raise CheckpointError(f"{self.path} was trained on scenario {self.config.scenario!r}, not {scenario!r}")
 
 
 def weight_prefixes(groups: list[str]) -> dict[str, tuple[str, str]]:
@@ -74,12 +75,21 @@ def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tens
 
 def optimizer_tensors(optimiser: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """Adam's per-parameter state as flat tensors; its hyperparameters come from the config."""
-    return {f"{OPTIMIZER_PREFIX}{index}.{name}": torch.as_tensor(value)
-            for index, values in optimiser.state_dict()["state"].items() for name, value in values.items()}
+    return {
+        f"{OPTIMIZER_PREFIX}{index}.{name}": torch.as_tensor(value)
+        for index, values in optimiser.state_dict()["state"].items()
+        for name, value in values.items()
+    }
 
 
-def save_checkpoint(path: Path, config: TrainConfig, groups: dict[str, list[str]] | None, tensors: dict[str, torch.Tensor],
-                    summary: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    config: TrainConfig,
+    groups: dict[str, list[str]] | None,
+    tensors: dict[str, torch.Tensor],
+    summary: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+) -> None:
     """Write the tensors, the config, the agent groups, the summary and (for resume) the metrics history,
     atomically."""
     metadata = {
@@ -108,11 +118,12 @@ def read_checkpoint(path: Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as reader:
             metadata = reader.metadata() or {}
-            tensors = {name: reader.get_tensor(name) for name in reader.keys()}
+            tensors = {name: reader.get_tensor(name) for name in reader.keys()}  # noqa: SIM118 - a safetensors reader, not a dict
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors checkpoint "
-                              f"(truncated or another format): {reason}") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors checkpoint (truncated or another format): {reason}"
+        ) from None
     if metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is a safetensors file but not a marlnav checkpoint")
     try:
@@ -122,8 +133,10 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if version < 1:
         raise CheckpointError(f"{path} has an invalid format version {version}")
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this marlnav "
-                              f"({__version__}) reads ({FORMAT_VERSION}); upgrade marlnav")
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version}, newer than this marlnav "
+            f"({__version__}) reads ({FORMAT_VERSION}); upgrade marlnav"
+        )
     try:
         config = TrainConfig.from_json(metadata.get("config", "")).validate()
         summary = json.loads(metadata.get("summary", "{}"))
@@ -134,11 +147,20 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if not isinstance(summary, dict):
         raise CheckpointError(f"{path} holds an invalid summary: not a JSON object")
     _check_history(path, history)
-    if groups is not None and not (isinstance(groups, dict) and all(
-            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values())):
+    if groups is not None and not (
+        isinstance(groups, dict)
+        and all(isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values())
+    ):
         raise CheckpointError(f"{path} holds an invalid agent-group layout")
-    return Checkpoint(path=path, config=config, tensors=tensors, summary=summary, history=history,
-                      marlnav_version=metadata.get("marlnav_version", ""), groups=groups)
+    return Checkpoint(
+        path=path,
+        config=config,
+        tensors=tensors,
+        summary=summary,
+        history=history,
+        marlnav_version=metadata.get("marlnav_version", ""),
+        groups=groups,
+    )
 
 
 _HISTORY_NUMBERS = ("frames", "wall_s", "reward_mean")
@@ -149,11 +171,20 @@ def _check_history(path: Path, history: Any) -> None:
     if not isinstance(history, list):
         raise CheckpointError(f"{path} holds an invalid history: not a list of iteration records")
     for number, row in enumerate(history, start=1):
-        if not isinstance(row, dict) or row.get("iteration") != number or not all(
-                isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)
-                and math.isfinite(row[key]) for key in _HISTORY_NUMBERS):
-            raise CheckpointError(f"{path} holds an invalid history: record {number} is not an iteration record "
-                                  f"with finite {', '.join(_HISTORY_NUMBERS)}")
+        if (
+            not isinstance(row, dict)
+            or row.get("iteration") != number
+            or not all(
+                isinstance(row.get(key), (int, float))
+                and not isinstance(row.get(key), bool)
+                and math.isfinite(row[key])
+                for key in _HISTORY_NUMBERS
+            )
+        ):
+            raise CheckpointError(
+                f"{path} holds an invalid history: record {number} is not an iteration record "
+                f"with finite {', '.join(_HISTORY_NUMBERS)}"
+            )
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
@@ -163,8 +194,10 @@ def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -
     missing = sorted(set(expected) - set(saved))
     unexpected = sorted(set(saved) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{checkpoint.path}: {prefix.rstrip('.')} weights don't fit its config "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(
+            f"{checkpoint.path}: {prefix.rstrip('.')} weights don't fit its config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for name, tensor in expected.items():
         _check_like(checkpoint, f"{prefix}{name}", saved[name], tensor)
     module.load_state_dict(saved, strict=True)
@@ -172,11 +205,14 @@ def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -
 
 def _check_like(checkpoint: Checkpoint, name: str, saved: torch.Tensor, expected: torch.Tensor) -> None:
     if saved.shape != expected.shape:
-        raise CheckpointError(f"{checkpoint.path}: {name} has shape {tuple(saved.shape)}, "
-                              f"its config needs {tuple(expected.shape)}")
+        raise CheckpointError(
+            f"{checkpoint.path}: {name} has shape {tuple(saved.shape)}, its config needs {tuple(expected.shape)}"
+        )
     if saved.dtype != expected.dtype:
-        raise CheckpointError(f"{checkpoint.path}: {name} is {str(saved.dtype).replace('torch.', '')}, "
-                              f"not {str(expected.dtype).replace('torch.', '')}")
+        raise CheckpointError(
+            f"{checkpoint.path}: {name} is {str(saved.dtype).replace('torch.', '')}, "
+            f"not {str(expected.dtype).replace('torch.', '')}"
+        )
     if saved.is_floating_point() and not torch.isfinite(saved).all():
         raise CheckpointError(f"{checkpoint.path}: {name} holds NaN or infinite values")
 
@@ -188,18 +224,23 @@ def load_optimizer(optimiser: torch.optim.Optimizer, checkpoint: Checkpoint) -> 
     """Adam's state, every tensor checked against its parameter first: the fused kernel trusts shapes and
     would write out of bounds on a wrong one."""
     parameters = [p for group in optimiser.param_groups for p in group["params"]]
-    expected = {f"{index}.{key}": (torch.zeros((), dtype=torch.float32) if key == "step" else parameter.detach())
-                for index, parameter in enumerate(parameters) for key in _ADAM_STATE}
+    expected = {
+        f"{index}.{key}": (torch.zeros((), dtype=torch.float32) if key == "step" else parameter.detach())
+        for index, parameter in enumerate(parameters)
+        for key in _ADAM_STATE
+    }
     saved = checkpoint.state_dict(OPTIMIZER_PREFIX)
     missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{checkpoint.path} holds no complete optimizer state for its config (missing "
-                              f"{missing[:3]}, unexpected {unexpected[:3]}), so training cannot resume from it")
+        raise CheckpointError(
+            f"{checkpoint.path} holds no complete optimizer state for its config (missing "
+            f"{missing[:3]}, unexpected {unexpected[:3]}), so training cannot resume from it"
+        )
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in saved.items():
         _check_like(checkpoint, f"{OPTIMIZER_PREFIX}{name}", tensor, expected[name])
         index, key = name.split(".", 1)
-        if key == "exp_avg_sq" and (tensor < 0).any() or key == "step" and tensor.item() < 0:
+        if (key == "exp_avg_sq" and (tensor < 0).any()) or (key == "step" and tensor.item() < 0):
             raise CheckpointError(f"{checkpoint.path}: {OPTIMIZER_PREFIX}{name} holds negative values")
         state.setdefault(int(index), {})[key] = tensor
     optimiser.load_state_dict({"state": state, "param_groups": optimiser.state_dict()["param_groups"]})
@@ -209,17 +250,22 @@ def rng_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     """The random-number state, checked on scratch generators before the real ones get it."""
     state = {name: tensor for name, tensor in checkpoint.tensors.items() if name.startswith(RNG_PREFIX)}
     if set(state) != rng_names():
-        raise CheckpointError(f"{checkpoint.path} holds no complete random-number state, so training cannot "
-                              "resume from it")
+        raise CheckpointError(
+            f"{checkpoint.path} holds no complete random-number state, so training cannot resume from it"
+        )
     for name, template in capture_rng().items():
         if state[name].shape != template.shape or state[name].dtype != template.dtype:
-            raise CheckpointError(f"{checkpoint.path}: {name} is not a random-number state "
-                                  f"({str(state[name].dtype).replace('torch.', '')} {tuple(state[name].shape)})")
+            raise CheckpointError(
+                f"{checkpoint.path}: {name} is not a random-number state "
+                f"({str(state[name].dtype).replace('torch.', '')} {tuple(state[name].shape)})"
+            )
     try:
         check_rng_state(state)
     except (ValueError, TypeError, RuntimeError, OverflowError, IndexError) as error:
-        raise CheckpointError(f"{checkpoint.path} holds a random-number state the generators refuse: "
-                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise CheckpointError(
+            f"{checkpoint.path} holds a random-number state the generators refuse: "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
     return state
 
 

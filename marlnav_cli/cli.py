@@ -19,8 +19,14 @@ from rich.table import Table
 from rich.tree import Tree
 
 from marlnav_cli import __version__
-from marlnav_cli.config import (DEFAULT_PRESET, PRESETS, TrainConfig, load_config_file, parse_scenario_args,
-                                preset_config)
+from marlnav_cli.config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    TrainConfig,
+    load_config_file,
+    parse_scenario_args,
+    preset_config,
+)
 from marlnav_cli.errors import MarlnavError
 
 app = typer.Typer(
@@ -36,9 +42,13 @@ DEFAULTS = TrainConfig()
 
 # --- options shared by several commands ------------------------------------------------------
 Scenario = Annotated[str, typer.Option(help="VMAS scenario name (see VMAS's scenario list).")]
-NAgents = Annotated[int | None, typer.Option(
-    help="Number of agents, for scenarios that take it (default: 3, or the scenario's own team).",
-    show_default=False)]
+NAgents = Annotated[
+    int | None,
+    typer.Option(
+        help="Number of agents, for scenarios that take it (default: 3, or the scenario's own team).",
+        show_default=False,
+    ),
+]
 Discrete = Annotated[bool, typer.Option("--discrete", help="Discrete actions (VMAS's continuous_actions=False).")]
 MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.")]
 Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).")]
@@ -46,9 +56,15 @@ Device = Annotated[str, typer.Option(help="auto (cuda if available, else cpu), c
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 CheckpointPath = Annotated[Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False)]
 NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
-ScenarioArgs = Annotated[list[str] | None, typer.Option(
-    "--scenario-arg", help="Scenario keyword argument key=value (repeatable; typed: true/false, int, float, "
-    "else string), e.g. --scenario-arg collisions=false.", show_default=False)]
+ScenarioArgs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scenario-arg",
+        help="Scenario keyword argument key=value (repeatable; typed: true/false, int, float, "
+        "else string), e.g. --scenario-arg collisions=false.",
+        show_default=False,
+    ),
+]
 
 
 def _preset_help(text: str, field: str) -> str:
@@ -61,19 +77,26 @@ def _setting(text: str, field: str, *flags: str) -> Any:
     return typer.Option(*flags, help=_preset_help(text, field), show_default=False)
 
 
-@app.command(epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
-                     "  marlnav train --preset tutorial\n\n"
-                     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
-                     "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000")
+@app.command(
+    epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
+    "  marlnav train --preset tutorial\n\n"
+    "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
+    "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000"
+)
 def train(
-    preset: Annotated[str | None, typer.Option(help=f"Starting settings: {', '.join(PRESETS)} (default "
-                                                    f"{DEFAULT_PRESET}); options override them.", show_default=False)]
-    = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Starting settings: {', '.join(PRESETS)} (default {DEFAULT_PRESET}); options override them.",
+            show_default=False,
+        ),
+    ] = None,
     scenario: Annotated[str | None, _setting("VMAS scenario.", "scenario")] = None,
     n_agents: Annotated[int | None, _setting("Number of agents.", "n_agents")] = None,
     frames: Annotated[int | None, _setting("Total frames to collect.", "total_frames")] = None,
-    frames_per_batch: Annotated[int | None, _setting("Frames per iteration (a multiple of --max-steps).",
-                                                     "frames_per_batch")] = None,
+    frames_per_batch: Annotated[
+        int | None, _setting("Frames per iteration (a multiple of --max-steps).", "frames_per_batch")
+    ] = None,
     max_steps: Annotated[int | None, _setting("Episode step limit.", "max_steps")] = None,
     epochs: Annotated[int | None, _setting("PPO epochs over each batch.", "num_epochs")] = None,
     minibatch_size: Annotated[int | None, _setting("Frames per minibatch.", "minibatch_size")] = None,
@@ -83,33 +106,66 @@ def train(
     gamma: Annotated[float | None, _setting("Discount factor.", "gamma")] = None,
     lmbda: Annotated[float | None, _setting("GAE lambda.", "lmbda")] = None,
     entropy_coeff: Annotated[float | None, _setting("Entropy bonus coefficient.", "entropy_coeff")] = None,
-    anneal_lr: Annotated[bool | None, _setting("Decay the learning rate linearly to 0 over the run.", "anneal_lr",
-                                               "--anneal-lr/--constant-lr")] = None,
+    anneal_lr: Annotated[
+        bool | None,
+        _setting("Decay the learning rate linearly to 0 over the run.", "anneal_lr", "--anneal-lr/--constant-lr"),
+    ] = None,
     depth: Annotated[int | None, _setting("Hidden layers of policy and critic.", "depth")] = None,
     num_cells: Annotated[int | None, _setting("Units per hidden layer.", "num_cells")] = None,
-    mappo: Annotated[bool | None, _setting("Centralised critic over the agent's group (MAPPO) or local (IPPO).", "mappo",
-                                           "--mappo/--ippo")] = None,
-    share_policy: Annotated[bool | None, _setting("One policy network for all agents.", "share_policy",
-                                                  "--share-policy/--no-share-policy")] = None,
-    share_critic: Annotated[bool | None, _setting("One critic network for all agents.", "share_critic",
-                                                  "--share-critic/--no-share-critic")] = None,
-    discrete: Annotated[bool | None, _setting("Discrete actions (a categorical policy) or continuous ones.",
-                                              "discrete", "--discrete/--continuous")] = None,
+    mappo: Annotated[
+        bool | None,
+        _setting("Centralised critic over the agent's group (MAPPO) or local (IPPO).", "mappo", "--mappo/--ippo"),
+    ] = None,
+    share_policy: Annotated[
+        bool | None, _setting("One policy network for all agents.", "share_policy", "--share-policy/--no-share-policy")
+    ] = None,
+    share_critic: Annotated[
+        bool | None, _setting("One critic network for all agents.", "share_critic", "--share-critic/--no-share-critic")
+    ] = None,
+    discrete: Annotated[
+        bool | None,
+        _setting("Discrete actions (a categorical policy) or continuous ones.", "discrete", "--discrete/--continuous"),
+    ] = None,
     seed: Annotated[int | None, _setting("Random seed (torch and VMAS).", "seed")] = None,
     scenario_arg: ScenarioArgs = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings (a run's config.toml "
-                                                     "reproduces it); options given here override them.",
-                                                     show_default=False)] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML settings (a run's config.toml reproduces it); options given here override them.",
+            show_default=False,
+        ),
+    ] = None,
     device: Device = "auto",
-    out: Annotated[Path | None, typer.Option("--out", "--run-dir", help="Run folder (default: checkpoints/"
-                                             "<scenario>-<n>ag-<algo>-seed<k>-<time>).", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "--run-dir",
+            help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-seed<k>-<time>).",
+            show_default=False,
+        ),
+    ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out (without it, "
-                                            "a folder holding a run is refused).")] = False,
-    resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run (weights, optimiser, RNG, "
-                                                     "metrics); only --frames may change.", show_default=False)] = None,
-    logger: Annotated[str, typer.Option(help="Also log metrics through TorchRL's logger: none or tensorboard "
-                                              "(needs marlnav[tensorboard]).")] = "none",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the run already in --out (without it, a folder holding a run is refused)."
+        ),
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue this checkpoint's run (weights, optimiser, RNG, metrics); only --frames may change.",
+            show_default=False,
+        ),
+    ] = None,
+    logger: Annotated[
+        str,
+        typer.Option(
+            help="Also log metrics through TorchRL's logger: none or tensorboard (needs marlnav[tensorboard])."
+        ),
+    ] = "none",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -122,11 +178,29 @@ def train(
     from marlnav_cli.experiment import resolve_train_config, run_training
     from marlnav_cli.metrics import group_names
 
-    options = {"scenario": scenario, "n_agents": n_agents, "total_frames": frames, "frames_per_batch": frames_per_batch,
-               "max_steps": max_steps, "num_epochs": epochs, "minibatch_size": minibatch_size, "lr": lr,
-               "max_grad_norm": max_grad_norm, "clip_epsilon": clip_epsilon, "gamma": gamma, "lmbda": lmbda,
-               "entropy_coeff": entropy_coeff, "anneal_lr": anneal_lr, "depth": depth, "num_cells": num_cells, "mappo": mappo,
-               "share_policy": share_policy, "share_critic": share_critic, "discrete": discrete, "seed": seed}
+    options = {
+        "scenario": scenario,
+        "n_agents": n_agents,
+        "total_frames": frames,
+        "frames_per_batch": frames_per_batch,
+        "max_steps": max_steps,
+        "num_epochs": epochs,
+        "minibatch_size": minibatch_size,
+        "lr": lr,
+        "max_grad_norm": max_grad_norm,
+        "clip_epsilon": clip_epsilon,
+        "gamma": gamma,
+        "lmbda": lmbda,
+        "entropy_coeff": entropy_coeff,
+        "anneal_lr": anneal_lr,
+        "depth": depth,
+        "num_cells": num_cells,
+        "mappo": mappo,
+        "share_policy": share_policy,
+        "share_critic": share_critic,
+        "discrete": discrete,
+        "seed": seed,
+    }
     given = {name: value for name, value in options.items() if value is not None}
     if scenario_arg:
         given["scenario_args"] = parse_scenario_args(scenario_arg)
@@ -136,10 +210,19 @@ def train(
         raise MarlnavError("--resume continues a run with its own settings; --preset and --config don't apply")
     checkpoint = read_checkpoint(resume) if resume is not None else None
     config = resolve_train_config(given, preset=preset or DEFAULT_PRESET, resume=checkpoint)
-    progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("frames {task.fields[frames]}"), TextColumn("reward {task.fields[reward]}"),
-                        TextColumn("{task.fields[fps]} frames/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=err_console, disable=quiet)
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames {task.fields[frames]}"),
+        TextColumn("reward {task.fields[reward]}"),
+        TextColumn("{task.fields[fps]} frames/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+    )
     done_before = len(checkpoint.history) if checkpoint is not None else 0
     task = progress.add_task("train", total=config.n_iters, completed=done_before, frames=0, reward="-", fps="-")
 
@@ -150,28 +233,64 @@ def train(
     def on_iteration(state: Any) -> None:
         row = state.history[-1]
         groups = group_names(row)
-        reward = (" ".join(f"{name} {row[f'{name}/reward_mean']:.2f}" for name in groups) if groups
-                  else f"{row['reward_mean']:.3f}")
-        progress.update(task, completed=row["iteration"], frames=row["frames"], reward=escape(reward),
-                        fps=f"{row['frames_per_s']:.0f}")
+        reward = (
+            " ".join(f"{name} {row[f'{name}/reward_mean']:.2f}" for name in groups)
+            if groups
+            else f"{row['reward_mean']:.3f}"
+        )
+        progress.update(
+            task,
+            completed=row["iteration"],
+            frames=row["frames"],
+            reward=escape(reward),
+            fps=f"{row['frames_per_s']:.0f}",
+        )
 
     try:
-        outcome = run_training(config, device_name=device, run_folder=out, checkpoint_every=checkpoint_every,
-                               resume=checkpoint, logger_kind=logger, overwrite=overwrite, on_iteration=on_iteration,
-                               on_start=on_start)
+        outcome = run_training(
+            config,
+            device_name=device,
+            run_folder=out,
+            checkpoint_every=checkpoint_every,
+            resume=checkpoint,
+            logger_kind=logger,
+            overwrite=overwrite,
+            on_iteration=on_iteration,
+            on_start=on_start,
+        )
     finally:
         progress.stop()
     files, reward = outcome.files, outcome.state.final_reward
-    outputs = {label: str(path) for label, path in (("checkpoint", files.checkpoint), ("best", files.best_checkpoint),
-               ("metrics", files.metrics_csv), ("curve", files.curve), ("config", files.config)) if path.exists()}
+    outputs = {
+        label: str(path)
+        for label, path in (
+            ("checkpoint", files.checkpoint),
+            ("best", files.best_checkpoint),
+            ("metrics", files.metrics_csv),
+            ("curve", files.curve),
+            ("config", files.config),
+        )
+        if path.exists()
+    }
     if as_json:
-        console.print_json(json.dumps({"run_folder": str(files.folder), "interrupted": outcome.interrupted,
-                                       "frames": outcome.state.frames, "final_reward": reward,
-                                       "wall_s": outcome.wall_s, **outputs}))
+        console.print_json(
+            json.dumps(
+                {
+                    "run_folder": str(files.folder),
+                    "interrupted": outcome.interrupted,
+                    "frames": outcome.state.frames,
+                    "final_reward": reward,
+                    "wall_s": outcome.wall_s,
+                    **outputs,
+                }
+            )
+        )
     else:
         reward_text = "n/a" if reward is None else f"{reward:.3f}"
-        err_console.print(f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
-                          f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}")
+        err_console.print(
+            f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
+            f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}"
+        )
         console.print(f"run folder: {escape(str(files.folder))}")
         for label, path in outputs.items():
             console.print(f"{label:>10}: {escape(path)}")
@@ -179,8 +298,10 @@ def train(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command("inspect-specs", epilog="Examples:\n\n  marlnav inspect-specs\n\n"
-                                     "  marlnav inspect-specs --scenario balance --n-agents 4 --json")
+@app.command(
+    "inspect-specs",
+    epilog="Examples:\n\n  marlnav inspect-specs\n\n  marlnav inspect-specs --scenario balance --n-agents 4 --json",
+)
 def inspect_specs(
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = None,
@@ -201,8 +322,10 @@ def inspect_specs(
         console.print_json(json.dumps(description))
         return
     groups = ", ".join(f"{name} x{len(agents)}" for name, agents in description["groups"].items())
-    tree = Tree(f"[bold]{escape(scenario)}[/]: {num_envs} envs, {description['n_agents']} agents (groups: "
-                f"{escape(groups)}), batch size {description['batch_size']}")
+    tree = Tree(
+        f"[bold]{escape(scenario)}[/]: {num_envs} envs, {description['n_agents']} agents (groups: "
+        f"{escape(groups)}), batch size {description['batch_size']}"
+    )
     for section in ("action_spec", "reward_spec", "done_spec", "observation_spec"):
         _add_spec(tree.add(f"[bold]{section}[/]"), description[section])
     for section in ("action_keys", "reward_keys", "done_keys"):
@@ -211,12 +334,19 @@ def inspect_specs(
     console.print("[green]check_env_specs passed[/]")
 
 
-def _env_config(scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool,
-                scenario_arg: list[str] | None) -> TrainConfig:
+def _env_config(
+    scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool, scenario_arg: list[str] | None
+) -> TrainConfig:
     from marlnav_cli.experiment import env_config
 
-    return env_config(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=seed, discrete=discrete,
-                      scenario_args=parse_scenario_args(scenario_arg or []))
+    return env_config(
+        scenario=scenario,
+        n_agents=n_agents,
+        max_steps=max_steps,
+        seed=seed,
+        discrete=discrete,
+        scenario_args=parse_scenario_args(scenario_arg or []),
+    )
 
 
 def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
@@ -228,12 +358,16 @@ def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
             _add_spec(node.add(escape(name)), value)
 
 
-@app.command(epilog="Examples:\n\n  marlnav rollout\n\n  marlnav rollout --steps 20 --num-envs 4 --json\n\n"
-                     "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors")
+@app.command(
+    epilog="Examples:\n\n  marlnav rollout\n\n  marlnav rollout --steps 20 --num-envs 4 --json\n\n"
+    "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors"
+)
 def rollout(
     steps: Annotated[int, typer.Option(help="Steps to run.")] = 5,
-    checkpoint: Annotated[Path | None, typer.Option(help="Act with this checkpoint's policy instead of random actions.",
-                                                    show_default=False)] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Act with this checkpoint's policy instead of random actions.", show_default=False),
+    ] = None,
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = None,
     num_envs: NumEnvs = DEFAULTS.num_envs,
@@ -247,7 +381,9 @@ def rollout(
     """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
     from marlnav_cli.experiment import rollout_summary
 
-    config = None if checkpoint is not None else _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
+    config = (
+        None if checkpoint is not None else _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
+    )
     summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
         console.print_json(json.dumps(summary))
@@ -265,18 +401,26 @@ def rollout(
     console.print(f"reward over {ran} steps{ended} (mean over envs): {rewards}")
 
 
-@app.command(epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
-                     "  marlnav evaluate ckpt.safetensors --episodes 500 --json\n\n"
-                     "  marlnav evaluate ckpt.safetensors --n-agents 5")
+@app.command(
+    epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
+    "  marlnav evaluate ckpt.safetensors --episodes 500 --json\n\n"
+    "  marlnav evaluate ckpt.safetensors --n-agents 5"
+)
 def evaluate(
     checkpoint: CheckpointPath,
     episodes: Annotated[int, typer.Option(help="Episodes to run (one vectorised env each).")] = 200,
-    seed: Annotated[int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).",
-                                             show_default=False)] = None,
-    scenario: Annotated[str | None, typer.Option(help="Refuse unless the checkpoint was trained on this scenario.",
-                                                 show_default=False)] = None,
-    n_agents: Annotated[int | None, typer.Option(help="Run the checkpoint's shared policy with this many agents "
-                                                 "(default: as trained).", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False)
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Refuse unless the checkpoint was trained on this scenario.", show_default=False)
+    ] = None,
+    n_agents: Annotated[
+        int | None,
+        typer.Option(
+            help="Run the checkpoint's shared policy with this many agents (default: as trained).", show_default=False
+        ),
+    ] = None,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
@@ -284,13 +428,16 @@ def evaluate(
     next to random actions."""
     from marlnav_cli.experiment import evaluate_checkpoint
 
-    results = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, device_name=device,
-                                  scenario=scenario, n_agents=n_agents)
+    results = evaluate_checkpoint(
+        checkpoint, episodes=episodes, seed=seed, device_name=device, scenario=scenario, n_agents=n_agents
+    )
     if as_json:
         console.print_json(json.dumps(results))
         return
-    table = Table(title=f"{escape(str(checkpoint))}: {results['n_agents']} agents, {episodes} episodes, seed "
-                        f"{results['seed']}, step limit {results['max_steps']}")
+    table = Table(
+        title=f"{escape(str(checkpoint))}: {results['n_agents']} agents, {episodes} episodes, seed "
+        f"{results['seed']}, step limit {results['max_steps']}"
+    )
     table.add_column("metric")
     table.add_column("policy (deterministic)", justify="right")
     table.add_column("random actions", justify="right")
@@ -305,18 +452,33 @@ def _evaluation_rows(results: dict[str, Any]) -> list[tuple[str, Any]]:
     groups = list(results["policy"]["groups"])
     rows: list[tuple[str, Any]] = []
     if len(groups) == 1:
-        rows += [("mean episode reward (± s.e.)",
-                  lambda side: f"{_number(side['mean_reward'])} ± {_number(side['mean_reward_se'])}"),
-                 ("std episode reward", lambda side: _number(side["std_reward"]))]
+        rows += [
+            (
+                "mean episode reward (± s.e.)",
+                lambda side: f"{_number(side['mean_reward'])} ± {_number(side['mean_reward_se'])}",
+            ),
+            ("std episode reward", lambda side: _number(side["std_reward"])),
+        ]
     else:
-        rows += [(f"mean episode reward, {group}", lambda side, g=group: _number(side["groups"][g]["mean_reward"]))
-                 for group in groups]
-    rows += [("success rate [95% interval]", lambda side: _number(side["success_rate"]) + (
-        "" if side["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*side["success_rate_ci95"])))]
+        rows += [
+            (f"mean episode reward, {group}", lambda side, g=group: _number(side["groups"][g]["mean_reward"]))
+            for group in groups
+        ]
+    rows += [
+        (
+            "success rate [95% interval]",
+            lambda side: (
+                _number(side["success_rate"])
+                + ("" if side["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*side["success_rate_ci95"]))
+            ),
+        )
+    ]
     if results["episode_end"] in ("goal or failure", "failure"):
         rows += [(f"ended early ({results['episode_end']})", lambda side: _number(side["ended_early_rate"]))]
-    rows += [("collisions per episode", lambda side: _number(side["mean_collisions"])),
-             ("mean episode length", lambda side: _number(side["mean_length"]))]
+    rows += [
+        ("collisions per episode", lambda side: _number(side["mean_collisions"])),
+        ("mean episode length", lambda side: _number(side["mean_length"])),
+    ]
     return rows
 
 
@@ -339,14 +501,21 @@ def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
     return f"[{entry[f'{metric}_ci_low']:.{digits}f}, {entry[f'{metric}_ci_high']:.{digits}f}]"
 
 
-@app.command(epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
-                     "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
-                     "  marlnav render ckpt.safetensors five.gif --n-agents 5\n\n"
-                     "  marlnav render --random random.gif --n-agents 4")
+@app.command(
+    epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
+    "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
+    "  marlnav render ckpt.safetensors five.gif --n-agents 5\n\n"
+    "  marlnav render --random random.gif --n-agents 4"
+)
 def render(
-    paths: Annotated[list[Path], typer.Argument(metavar="[CHECKPOINT] OUT.gif",
-                                                help="Checkpoint and GIF path; only the GIF path with --random.",
-                                                show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="[CHECKPOINT] OUT.gif",
+            help="Checkpoint and GIF path; only the GIF path with --random.",
+            show_default=False,
+        ),
+    ],
     episodes: Annotated[int, typer.Option(help="Episodes to render one after another.")] = 1,
     random: Annotated[bool, typer.Option("--random", help="Random actions instead of a trained policy.")] = False,
     scenario: Scenario = DEFAULTS.scenario,
@@ -354,8 +523,9 @@ def render(
     max_steps: MaxSteps = DEFAULTS.max_steps,
     discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
-    seed: Annotated[int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).",
-                                             show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).", show_default=False)
+    ] = None,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
@@ -364,28 +534,43 @@ def render(
 
     expected = 1 if random else 2
     if len(paths) != expected:
-        raise MarlnavError("give CHECKPOINT and OUT.gif" if not random else
-                           "with --random give only OUT.gif (the scenario comes from the options)")
+        raise MarlnavError(
+            "give CHECKPOINT and OUT.gif"
+            if not random
+            else "with --random give only OUT.gif (the scenario comes from the options)"
+        )
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
-        result = render_gif(gif_path, checkpoint=checkpoint, config=config, episodes=episodes, seed=seed,
-                            device_name=device, n_agents=None if random else n_agents)
+        result = render_gif(
+            gif_path,
+            checkpoint=checkpoint,
+            config=config,
+            episodes=episodes,
+            seed=seed,
+            device_name=device,
+            n_agents=None if random else n_agents,
+        )
     if as_json:
         console.print_json(json.dumps(result))
         return
-    console.print(f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
-              f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}")
+    console.print(
+        f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
+        f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}"
+    )
 
 
-@app.command(epilog="Examples:\n\n  marlnav transfer checkpoints/navigation-3ag-mappo.safetensors --agents 1-8\n\n"
-                     "  marlnav transfer ckpt.safetensors --agents 2,3,4,6,8 --episodes 500 --out sizes.png --json")
+@app.command(
+    epilog="Examples:\n\n  marlnav transfer checkpoints/navigation-3ag-mappo.safetensors --agents 1-8\n\n"
+    "  marlnav transfer ckpt.safetensors --agents 2,3,4,6,8 --episodes 500 --out sizes.png --json"
+)
 def transfer(
     checkpoint: CheckpointPath,
     agents: Annotated[str, typer.Option(help="Team sizes: ranges and lists, e.g. 1-8 or 2,3,4,6,8.")] = "1-8",
     episodes: Annotated[int, typer.Option(help="Episodes per team size.")] = 200,
-    seed: Annotated[int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).",
-                                             show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False)
+    ] = None,
     out: Annotated[Path, typer.Option(help="PNG of the figures against team size.")] = Path("transfer.png"),
     device: Device = "auto",
     as_json: AsJson = False,
@@ -397,29 +582,54 @@ def transfer(
 
     sizes = parse_int_ranges(agents, flag="--agents", most=64, smallest=1)
     with err_console.status("evaluating...") as status:
-        reports = run_transfer(checkpoint, sizes, out, episodes=episodes, seed=seed, device_name=device,
-                               on_size=lambda n: status.update(f"evaluating with {n} agents..."))
+        reports = run_transfer(
+            checkpoint,
+            sizes,
+            out,
+            episodes=episodes,
+            seed=seed,
+            device_name=device,
+            on_size=lambda n: status.update(f"evaluating with {n} agents..."),
+        )
     if as_json:
         console.print_json(json.dumps({"plot": str(out), "team_sizes": reports}))
         return
-    table = Table(title=f"{escape(str(checkpoint))} (trained with {reports[0]['trained_n_agents']} agents): "
-                        f"{episodes} episodes per team size")
-    for column in ("agents", "success [95% interval]", "random success", "mean length", "collisions",
-                   "mean reward", "random reward"):
+    table = Table(
+        title=f"{escape(str(checkpoint))} (trained with {reports[0]['trained_n_agents']} agents): "
+        f"{episodes} episodes per team size"
+    )
+    for column in (
+        "agents",
+        "success [95% interval]",
+        "random success",
+        "mean length",
+        "collisions",
+        "mean reward",
+        "random reward",
+    ):
         table.add_column(column, justify="right")
     for report in reports:
         policy, random_side = report["policy"], report["random"]
         success = _number(policy["success_rate"]) + (
-            "" if policy["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*policy["success_rate_ci95"]))
-        table.add_row(str(report["n_agents"]), success, _number(random_side["success_rate"]),
-                      _number(policy["mean_length"], 1), _number(policy["mean_collisions"], 2),
-                      _number(policy["mean_reward"]), _number(random_side["mean_reward"]))
+            "" if policy["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*policy["success_rate_ci95"])
+        )
+        table.add_row(
+            str(report["n_agents"]),
+            success,
+            _number(random_side["success_rate"]),
+            _number(policy["mean_length"], 1),
+            _number(policy["mean_collisions"], 2),
+            _number(policy["mean_reward"]),
+            _number(random_side["mean_reward"]),
+        )
     console.print(table)
     console.print(f"plot: {escape(str(out))}")
 
 
-@app.command(epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
-                     "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json")
+@app.command(
+    epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
+    "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json"
+)
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by train.", show_default=False)],
     out: Annotated[Path, typer.Option(help="PNG with the overlaid learning curves.")] = Path("compare.png"),
@@ -433,34 +643,70 @@ def compare(
         console.print_json(json.dumps({"plot": str(out), "runs": rows}))
         return
     table = Table(title=f"{len(rows)} runs (curves in {escape(str(out))})")
-    for column in ("run", "algorithm", "scenario", "agents", "seed", "frames", "final reward", "best reward", "time (s)"):
+    for column in (
+        "run",
+        "algorithm",
+        "scenario",
+        "agents",
+        "seed",
+        "frames",
+        "final reward",
+        "best reward",
+        "time (s)",
+    ):
         table.add_column(column, justify="left" if column in ("run", "algorithm", "scenario") else "right")
     for row in rows:
-        table.add_row(escape(row["run"]), row["algorithm"], str(row["scenario"]), str(row["n_agents"]),
-                      str(row["seed"]), str(row["frames"]), f"{row['final_reward']:.3f}",
-                      f"{row['best_reward']:.3f}", f"{row['wall_s']:.1f}")
+        table.add_row(
+            escape(row["run"]),
+            row["algorithm"],
+            str(row["scenario"]),
+            str(row["n_agents"]),
+            str(row["seed"]),
+            str(row["frames"]),
+            f"{row['final_reward']:.3f}",
+            f"{row['best_reward']:.3f}",
+            f"{row['wall_s']:.1f}",
+        )
     console.print(table)
 
 
-@app.command(epilog="Examples:\n\n  marlnav sweep --seeds 0-4 --set algo=mappo,ippo\n\n"
-                     "  marlnav sweep --seeds 0,1 --set lr=3e-4,1e-3 --set num_cells=64,128 --max-parallel 2\n\n"
-                     "  marlnav sweep --seeds 0-9 --set algo=mappo,ippo --address 10.0.0.5:6379 --gpus-per-trial 0.25")
+@app.command(
+    epilog="Examples:\n\n  marlnav sweep --seeds 0-4 --set algo=mappo,ippo\n\n"
+    "  marlnav sweep --seeds 0,1 --set lr=3e-4,1e-3 --set num_cells=64,128 --max-parallel 2\n\n"
+    "  marlnav sweep --seeds 0-9 --set algo=mappo,ippo --address 10.0.0.5:6379 --gpus-per-trial 0.25"
+)
 def sweep(
     seeds: Annotated[str, typer.Option(help="Seeds: ranges and lists, e.g. 0-4 or 0,2,7.")] = "0-2",
-    set_values: Annotated[list[str] | None, typer.Option(
-        "--set", help="Swept setting key=v1,v2,... (repeatable; any train setting, plus algo=mappo,ippo); "
-        "one value fixes it.", show_default=False)] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Swept setting key=v1,v2,... (repeatable; any train setting, plus algo=mappo,ippo); "
+            "one value fixes it.",
+            show_default=False,
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option(help=f"Base settings: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
-    config_file: Annotated[Path | None, typer.Option("--config", help="Base settings from TOML, over the preset.",
-                                                     show_default=False)] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False)
+    ] = None,
     scenario: Annotated[str | None, typer.Option(help="VMAS scenario.", show_default=False)] = None,
     n_agents: Annotated[int | None, typer.Option(help="Number of agents.", show_default=False)] = None,
     frames: Annotated[int | None, typer.Option(help="Total frames per trial.", show_default=False)] = None,
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per trial.")] = 200,
-    out: Annotated[Path | None, typer.Option(help="Sweep folder (default: checkpoints/sweep-<hash of the sweep>, "
-                                                  "so the same command resumes).", show_default=False)] = None,
-    address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to run on (default: a "
-                                                "local Ray on 127.0.0.1).", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sweep folder (default: checkpoints/sweep-<hash of the sweep>, so the same command resumes).",
+            show_default=False,
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS", help="Ray cluster to run on (default: a local Ray on 127.0.0.1).", show_default=False
+        ),
+    ] = None,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.")] = 1.0,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).")] = 0.0,
     max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.")] = 4,
@@ -476,13 +722,20 @@ def sweep(
     sweeps.import_ray()
     check_positive("--episodes", episodes)
     check_positive("--max-parallel", max_parallel)
-    if not (math.isfinite(cpus_per_trial) and math.isfinite(gpus_per_trial)) or cpus_per_trial <= 0 or gpus_per_trial < 0:
+    if (
+        not (math.isfinite(cpus_per_trial) and math.isfinite(gpus_per_trial))
+        or cpus_per_trial <= 0
+        or gpus_per_trial < 0
+    ):
         raise MarlnavError("--cpus-per-trial must be a finite number > 0 and --gpus-per-trial one >= 0")
     resolve_device(device)
     if address:
         sweeps.check_address(address)
-    fixed = {name: value for name, value in (("scenario", scenario), ("n_agents", n_agents),
-                                             ("total_frames", frames)) if value is not None}
+    fixed = {
+        name: value
+        for name, value in (("scenario", scenario), ("n_agents", n_agents), ("total_frames", frames))
+        if value is not None
+    }
     if config_file is not None:
         fixed = {**load_config_file(config_file), **fixed}
     fixed_by_set, grid = sweeps.split_fixed(sweeps.parse_sets(set_values or []))
@@ -493,33 +746,56 @@ def sweep(
     err_console.print(f"sweep folder: {escape(str(folder))} ({len(trials)} trials)")
 
     def on_result(row: dict[str, Any], done: int, total: int) -> None:
-        detail = (f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
-                  if row["status"] == "ok" else f"failed: {row['error']}")
+        detail = (
+            f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
+            if row["status"] == "ok"
+            else f"failed: {row['error']}"
+        )
         err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
 
-    rows = sweeps.run_sweep(trials, folder, episodes=episodes, device_name=device, address=address,
-                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                            max_parallel=max_parallel, on_result=on_result)
+    rows = sweeps.run_sweep(
+        trials,
+        folder,
+        episodes=episodes,
+        device_name=device,
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_parallel=max_parallel,
+        on_result=on_result,
+    )
     summary = sweeps.summarise(rows, trials)
     sweeps.write_summary(folder / "summary.csv", summary)
     sweeps.plot_sweep(trials, rows, folder / "curves.png")
     if as_json:
-        console.print_json(json.dumps({"folder": str(folder), "summary": summary,
-                                       "failed": [r["trial"] for r in rows if r.get("status") != "ok"]}))
+        console.print_json(
+            json.dumps(
+                {
+                    "folder": str(folder),
+                    "summary": summary,
+                    "failed": [r["trial"] for r in rows if r.get("status") != "ok"],
+                }
+            )
+        )
         _exit_if_trials_failed(rows)
         return
     table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
-    for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean",
-                   "success 95% CI"):
+    for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean", "success 95% CI"):
         table.add_column(column, justify="left" if column == "config" else "right")
     for entry in summary:
-        figures = [_number(entry.get("eval_mean_reward_mean")), _interval(entry, "eval_mean_reward", 3),
-                   _number(entry.get("eval_mean_reward_iqm")), _number(entry.get("eval_success_rate_mean"), 2),
-                   _interval(entry, "eval_success_rate", 2)]
+        figures = [
+            _number(entry.get("eval_mean_reward_mean")),
+            _interval(entry, "eval_mean_reward", 3),
+            _number(entry.get("eval_mean_reward_iqm")),
+            _number(entry.get("eval_success_rate_mean"), 2),
+            _interval(entry, "eval_success_rate", 2),
+        ]
         table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed", *figures)
     console.print(table)
-    console.print(f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
-                  f"curves: {escape(str(folder / 'curves.png'))}")
+    console.print(
+        f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
+        f"curves: {escape(str(folder / 'curves.png'))}"
+    )
     _exit_if_trials_failed(rows)
 
 
@@ -530,12 +806,19 @@ def _exit_if_trials_failed(rows: list[dict[str, Any]]) -> None:
         raise typer.Exit(1)
 
 
-@app.command(epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"
-                     "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors")
+@app.command(
+    epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"
+    "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors"
+)
 def export(
     checkpoint: CheckpointPath,
-    out: Annotated[Path, typer.Argument(help="policy.onnx (an ONNX model, checked against marlnav's actions) or a "
-                                             "policy-only .safetensors.", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="policy.onnx (an ONNX model, checked against marlnav's actions) or a policy-only .safetensors.",
+            show_default=False,
+        ),
+    ],
     as_json: AsJson = False,
 ) -> None:
     """Export the policy: to ONNX for onnxruntime (deterministic actions, checked for parity on real
@@ -549,18 +832,26 @@ def export(
         return
     detail = ""
     if "max_abs_difference" in result:
-        detail = (f"; onnxruntime matches marlnav on {result['observations_checked']} observations (largest difference "
-                  f"{result['max_abs_difference']:.2g}, {100 * result['actions_at_edge']:.0f}% of action components "
-                  "at the box edges)")
+        detail = (
+            f"; onnxruntime matches marlnav on {result['observations_checked']} observations (largest difference "
+            f"{result['max_abs_difference']:.2g}, {100 * result['actions_at_edge']:.0f}% of action components "
+            "at the box edges)"
+        )
     console.print(f"wrote {escape(str(out))} ({result['size_bytes'] / 1024:.0f} KiB){escape(detail)}")
 
 
-@app.command(epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n"
-                     "  marlnav scenarios --details --json")
+@app.command(
+    epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n  marlnav scenarios --details --json"
+)
 def scenarios(
-    details: Annotated[bool, typer.Option("--details", help="Build each scenario (a few seconds each) and show its "
-                                          "agent groups, observation and action sizes, and what its end means.")]
-    = False,
+    details: Annotated[
+        bool,
+        typer.Option(
+            "--details",
+            help="Build each scenario (a few seconds each) and show its "
+            "agent groups, observation and action sizes, and what its end means.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """List the VMAS scenarios --scenario accepts."""
@@ -580,14 +871,23 @@ def scenarios(
         console.print_json(json.dumps(described))
         return
     table = Table(title="VMAS scenarios with their default settings")
-    for column in ("scenario", "groups (agents: observation, continuous action / discrete choices)", "team size",
-                   "episode end"):
+    for column in (
+        "scenario",
+        "groups (agents: observation, continuous action / discrete choices)",
+        "team size",
+        "episode end",
+    ):
         table.add_column(column)
     for entry in described:
-        groups = "; ".join(f"{name} x{g['agents']}: {g['observation_size']}, {g['action_size']} / "
-                           f"{g['discrete_actions']}" for name, g in entry["groups"].items())
-        end = entry["episode_end"] if entry["episode_end"] == "never" else \
-            f"{entry['episode_end']}: {entry['episode_end_means']}"
+        groups = "; ".join(
+            f"{name} x{g['agents']}: {g['observation_size']}, {g['action_size']} / {g['discrete_actions']}"
+            for name, g in entry["groups"].items()
+        )
+        end = (
+            entry["episode_end"]
+            if entry["episode_end"] == "never"
+            else f"{entry['episode_end']}: {entry['episode_end_means']}"
+        )
         table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end))
     console.print(table)
 

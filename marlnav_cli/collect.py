@@ -44,16 +44,20 @@ class ExperienceCollector:
         for group, steps in zip(self.groups, per_group):
             stacked = {name: torch.stack(values, dim=1) for name, values in steps.items()}
             batch[group.name] = {"observation": stacked["observation"], "action": stacked["action"]}
-            batch["next"][group.name] = {"observation": stacked["next_observation"], "reward": stacked["reward"],
-                                         "episode_reward": stacked["episode_reward"]}
+            batch["next"][group.name] = {
+                "observation": stacked["next_observation"],
+                "reward": stacked["reward"],
+                "episode_reward": stacked["episode_reward"],
+            }
         return TensorDict(batch, batch_size=done.shape[:2], device=self.device)
 
     def _run_steps(self) -> tuple[list[dict[str, list[torch.Tensor]]], list[torch.Tensor]]:
         observations = self._by_group(self.simulator.reset())
         num_envs = observations[0].shape[0]
         n_agents = len(self.simulator.agents)
-        episode_rewards = [torch.zeros(*observation.shape[:2], 1, device=observation.device)
-                           for observation in observations]
+        episode_rewards = [
+            torch.zeros(*observation.shape[:2], 1, device=observation.device) for observation in observations
+        ]
         per_group: list[dict[str, list[torch.Tensor]]] = [{name: [] for name in _PER_GROUP} for _ in self.groups]
         dones: list[torch.Tensor] = []
         for step in range(self.steps):
@@ -69,9 +73,13 @@ class ExperienceCollector:
             for index, group_steps in enumerate(per_group):
                 reward = rewards[index].unsqueeze(-1)
                 episode_rewards[index] = episode_rewards[index] + reward
-                for name, value in (("observation", observations[index]), ("action", group_actions[index]),
-                                    ("next_observation", next_observations[index]), ("reward", reward),
-                                    ("episode_reward", episode_rewards[index])):
+                for name, value in (
+                    ("observation", observations[index]),
+                    ("action", group_actions[index]),
+                    ("next_observation", next_observations[index]),
+                    ("reward", reward),
+                    ("episode_reward", episode_rewards[index]),
+                ):
                     group_steps[name].append(value)
                 episode_rewards[index] = episode_rewards[index].masked_fill(done[:, None, None], 0.0)
             dones.append(done.unsqueeze(-1))
@@ -91,6 +99,7 @@ class ExperienceCollector:
             return self._by_group(self.simulator.reset())
         for env_index in done.nonzero().squeeze(-1).tolist():
             self.simulator.reset_at(env_index, return_observations=False)
-        observations = self.simulator.get_from_scenario(get_observations=True, get_rewards=False,
-                                                        get_infos=False, get_dones=False)[0]
+        observations = self.simulator.get_from_scenario(
+            get_observations=True, get_rewards=False, get_infos=False, get_dones=False
+        )[0]
         return self._by_group(observations)

@@ -13,7 +13,6 @@ from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import check_writable
 from marlnav_cli.metrics import new_figure, save_figure
 
-
 MAX_METRICS_BYTES = 256 << 20
 _NUMBERS = ("frames", "reward_mean", "wall_s")  # what the table and the curves read from each row
 
@@ -26,8 +25,11 @@ def read_run(folder: Path) -> dict[str, Any]:
     if not metrics.is_file() or not config.is_file():
         raise MarlnavError(f"{folder} is not a marlnav run folder (no metrics.jsonl or config.toml)")
     try:
-        history = [json.loads(line) for line in read_small_text(metrics, "metrics file", MAX_METRICS_BYTES)
-                   .splitlines() if line.strip()]
+        history = [
+            json.loads(line)
+            for line in read_small_text(metrics, "metrics file", MAX_METRICS_BYTES).splitlines()
+            if line.strip()
+        ]
         settings = TrainConfig.from_dict(tomllib.loads(read_small_text(config, "config file", MAX_CONFIG_FILE_BYTES)))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, ConfigError) as error:
         raise MarlnavError(f"{folder} holds unreadable metrics or config: {error}") from None
@@ -35,8 +37,7 @@ def read_run(folder: Path) -> dict[str, Any]:
         raise MarlnavError(f"{folder} has no completed iteration yet")
     for number, row in enumerate(history, start=1):
         if not isinstance(row, dict) or not all(_is_finite_number(row.get(key)) for key in _NUMBERS):
-            raise MarlnavError(f"{metrics} line {number} is not an iteration record with finite "
-                               f"{', '.join(_NUMBERS)}")
+            raise MarlnavError(f"{metrics} line {number} is not an iteration record with finite {', '.join(_NUMBERS)}")
     return {"folder": folder, "history": history, "config": settings}
 
 
@@ -48,17 +49,19 @@ def summarise_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         history, config = run["history"], run["config"]
-        rows.append({
-            "run": run["folder"].name,
-            "algorithm": config.algorithm,
-            "scenario": config.scenario,
-            "n_agents": config.n_agents,
-            "seed": config.seed,
-            "frames": history[-1]["frames"],
-            "final_reward": history[-1]["reward_mean"],
-            "best_reward": max(row["reward_mean"] for row in history),
-            "wall_s": history[-1]["wall_s"],
-        })
+        rows.append(
+            {
+                "run": run["folder"].name,
+                "algorithm": config.algorithm,
+                "scenario": config.scenario,
+                "n_agents": config.n_agents,
+                "seed": config.seed,
+                "frames": history[-1]["frames"],
+                "final_reward": history[-1]["reward_mean"],
+                "best_reward": max(row["reward_mean"] for row in history),
+                "wall_s": history[-1]["wall_s"],
+            }
+        )
     return rows
 
 
@@ -66,8 +69,9 @@ def plot_runs(runs: list[dict[str, Any]], path: Path) -> None:
     figure, axis = new_figure()
     for run in runs:
         frames = [row["frames"] for row in run["history"]]
-        axis.plot(frames, [row["reward_mean"] for row in run["history"]], marker="o", markersize=3,
-                  label=run["folder"].name)
+        axis.plot(
+            frames, [row["reward_mean"] for row in run["history"]], marker="o", markersize=3, label=run["folder"].name
+        )
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Learning curves")
     save_figure(figure, [axis], path)
 

@@ -74,8 +74,16 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad value; return self so calls can chain."""
-        positive_ints = ("n_agents", "frames_per_batch", "total_frames", "max_steps", "num_epochs",
-                         "minibatch_size", "depth", "num_cells")
+        positive_ints = (
+            "n_agents",
+            "frames_per_batch",
+            "total_frames",
+            "max_steps",
+            "num_epochs",
+            "minibatch_size",
+            "depth",
+            "num_cells",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COUNT:
@@ -97,11 +105,13 @@ class TrainConfig:
         if self.frames_per_batch % self.max_steps:
             raise ConfigError(
                 f"--frames-per-batch ({self.frames_per_batch}) must be a multiple of --max-steps "
-                f"({self.max_steps}) so that each batch holds whole episodes")
+                f"({self.max_steps}) so that each batch holds whole episodes"
+            )
         if self.minibatch_size > self.frames_per_batch:
             raise ConfigError(
                 f"--minibatch-size ({self.minibatch_size}) is larger than a batch "
-                f"(--frames-per-batch {self.frames_per_batch})")
+                f"(--frames-per-batch {self.frames_per_batch})"
+            )
         check_scenario(self.scenario)
         for key, value in self.scenario_args.items():
             check_scenario_arg(key, value)
@@ -116,8 +126,14 @@ class TrainConfig:
         """The config as TOML that `train --config` reads back into an identical config."""
         scalars = {name: value for name, value in dataclasses.asdict(self).items() if name != "scenario_args"}
         lines = [f"{name} = {_toml_value(value)}" for name, value in scalars.items()]
-        lines += ["", "[scenario_args]"] + [f"{key} = {_toml_value(value)}" for key, value in self.scenario_args.items()]
-        return "# marlnav training config: `marlnav train --config this-file` reproduces the run\n" + "\n".join(lines) + "\n"
+        lines += ["", "[scenario_args]"] + [
+            f"{key} = {_toml_value(value)}" for key, value in self.scenario_args.items()
+        ]
+        return (
+            "# marlnav training config: `marlnav train --config this-file` reproduces the run\n"
+            + "\n".join(lines)
+            + "\n"
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, complete: bool = False) -> TrainConfig:
@@ -178,10 +194,13 @@ def _toml_value(value: Any) -> str:
 
 
 def _has_type(value: Any, type_name: str) -> bool:
-    checks = {"str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
-              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "dict[str, Any]": lambda v: isinstance(v, dict)}
+    checks = {
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "dict[str, Any]": lambda v: isinstance(v, dict),
+    }
     return checks.get(str(type_name), lambda v: True)(value)
 
 
@@ -270,7 +289,7 @@ _BOOLEAN_LOOKING = {"on", "off", "yes", "no", "y", "n"}
 
 
 def check_scenario_arg(key: str, value: Any) -> None:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         if isinstance(value, str) and value.strip().lower() in _BOOLEAN_LOOKING:
             raise ConfigError(f"--scenario-arg {key}={value}: write true or false")
         return
@@ -315,7 +334,8 @@ def check_fits_in_memory(frames: int, n_agents: int) -> None:
     if needed > available:
         raise ConfigError(
             f"{frames} frames x {n_agents} agents needs about {needed / 2**30:.0f} GiB, "
-            f"more than this machine's {available / 2**30:.0f} GiB")
+            f"more than this machine's {available / 2**30:.0f} GiB"
+        )
 
 
 def check_network_fits_in_memory(depth: int, num_cells: int, n_agents: int) -> None:
@@ -324,8 +344,10 @@ def check_network_fits_in_memory(depth: int, num_cells: int, n_agents: int) -> N
     needed = 3 * weights * 4
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
-        raise ConfigError(f"--depth {depth} x --num-cells {num_cells} nets need about {needed / 2**30:.0f} GiB, "
-                          f"more than this machine's {available / 2**30:.0f} GiB")
+        raise ConfigError(
+            f"--depth {depth} x --num-cells {num_cells} nets need about {needed / 2**30:.0f} GiB, "
+            f"more than this machine's {available / 2**30:.0f} GiB"
+        )
 
 
 def check_seed(seed: int) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from marlnav_cli.errors import RenderError
 
-NO_DISPLAY_MESSAGE = ("no display to render with: install EGL (apt-get install libegl1) or Xvfb "
-                      "(apt-get install xvfb), or set DISPLAY")
+NO_DISPLAY_MESSAGE = (
+    "no display to render with: install EGL (apt-get install libegl1) or Xvfb (apt-get install xvfb), or set DISPLAY"
+)
 
 
 def egl_available() -> bool:
@@ -28,7 +29,7 @@ def egl_available() -> bool:
         devices = egl.EGLint()
         eglext.eglQueryDevicesEXT(0, None, byref(devices))
         return devices.value > 0
-    except Exception:  # noqa: BLE001 - any failure to load or query EGL means "no EGL"
+    except Exception:
         return False
 
 
@@ -39,12 +40,16 @@ def restore_matplotlib_get_cmap() -> None:
     from matplotlib import cm
 
     if not hasattr(cm, "get_cmap"):
-        cm.get_cmap = lambda name=None, lut=None: matplotlib.colormaps.get_cmap(name).resampled(lut) \
-            if lut is not None else matplotlib.colormaps.get_cmap(name)
+        cm.get_cmap = lambda name=None, lut=None: (
+            matplotlib.colormaps.get_cmap(name).resampled(lut)
+            if lut is not None
+            else matplotlib.colormaps.get_cmap(name)
+        )
 
 
-def ensure_display(egl_check: Callable[[], bool] = egl_available,
-                   find_xvfb: Callable[[], str | None] = lambda: shutil.which("Xvfb")) -> str:
+def ensure_display(
+    egl_check: Callable[[], bool] = egl_available, find_xvfb: Callable[[], str | None] = lambda: shutil.which("Xvfb")
+) -> str:
     """Make rendering possible in this process; return how ('display', 'egl' or 'xvfb')."""
     restore_matplotlib_get_cmap()
     if os.environ.get("DISPLAY"):
@@ -63,8 +68,11 @@ def _start_xvfb(executable: str) -> str:
         if Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
             continue
         display = f":{number}"
-        process = subprocess.Popen([executable, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [executable, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             if Path(f"/tmp/.X11-unix/X{number}").exists():
                 atexit.register(process.terminate)

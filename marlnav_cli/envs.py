@@ -47,8 +47,10 @@ class AgentGroup:
 
 def agent_groups(env: TransformedEnv | VmasEnv) -> list[AgentGroup]:
     base = env.base_env if isinstance(env, TransformedEnv) else env
-    return [AgentGroup(name, tuple(names), tuple(base.agent_names_to_indices_map[n] for n in names))
-            for name, names in base.group_map.items()]
+    return [
+        AgentGroup(name, tuple(names), tuple(base.agent_names_to_indices_map[n] for n in names))
+        for name, names in base.group_map.items()
+    ]
 
 
 def group_layout(env: TransformedEnv) -> dict[str, list[str]]:
@@ -71,8 +73,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device,
-             step_limit: bool = True) -> TransformedEnv:
+def make_env(
+    config: TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool = True
+) -> TransformedEnv:
     """VMAS with its agents in TorchRL's groups (by name prefix), plus RewardSum per group.
 
     Without `step_limit`, VMAS never ends an episode at config.max_steps, so a done means the task
@@ -87,14 +90,24 @@ def make_env(config: TrainConfig, *, num_envs: int, seed: int, device: torch.dev
         raise ConfigError(f"{team_size_hint(config.scenario, base.n_agents)}, not --n-agents {config.n_agents}")
     for group, het in base.het_specs_map.items():
         if het:
-            raise ConfigError(f"scenario {config.scenario!r}: agents of group {group!r} differ in observation or "
-                              "action sizes, which one group's network cannot take")
+            raise ConfigError(
+                f"scenario {config.scenario!r}: agents of group {group!r} differ in observation or "
+                "action sizes, which one group's network cannot take"
+            )
         if isinstance(base.observation_spec[group, "observation"], Composite):
-            raise ConfigError(f"scenario {config.scenario!r} gives group {group!r} dictionary observations; "
-                              "marlnav's networks take flat observation vectors")
+            raise ConfigError(
+                f"scenario {config.scenario!r} gives group {group!r} dictionary observations; "
+                "marlnav's networks take flat observation vectors"
+            )
     reward_keys = [group.key("reward") for group in agent_groups(base)]
-    return TransformedEnv(base, RewardSum(in_keys=reward_keys, out_keys=[(key[0], "episode_reward") for key in reward_keys],
-                                          reset_keys=["_reset"] * len(reward_keys)))
+    return TransformedEnv(
+        base,
+        RewardSum(
+            in_keys=reward_keys,
+            out_keys=[(key[0], "episode_reward") for key in reward_keys],
+            reset_keys=["_reset"] * len(reward_keys),
+        ),
+    )
 
 
 def fixed_team_size(config: TrainConfig) -> int | None:
@@ -106,8 +119,14 @@ def fixed_team_size(config: TrainConfig) -> int | None:
     with warnings.catch_warnings(record=True) as caught, _time_limit(config, SCENARIO_BUILD_LIMIT_S):
         warnings.simplefilter("always")
         try:
-            world = vmas.make_env(config.scenario, num_envs=1, device="cpu", continuous_actions=True,
-                                  n_agents=config.n_agents, **config.scenario_args)
+            world = vmas.make_env(
+                config.scenario,
+                num_envs=1,
+                device="cpu",
+                continuous_actions=True,
+                n_agents=config.n_agents,
+                **config.scenario_args,
+            )
         except (AssertionError, TypeError, ValueError, KeyError, ZeroDivisionError) as error:
             raise _refused(config, error) from None
     _refuse_unused_arguments(config, caught)
@@ -127,9 +146,11 @@ def _time_limit(config: TrainConfig, seconds: int) -> Iterator[None]:
         return
 
     def give_up(signum: int, frame: Any) -> None:
-        raise ConfigError(f"scenario {config.scenario!r} did not finish building in {seconds} s with "
-                          f"{config.scenario_args or 'its default arguments'}: VMAS could not place its "
-                          "agents and objects (too large for the arena?)")
+        raise ConfigError(
+            f"scenario {config.scenario!r} did not finish building in {seconds} s with "
+            f"{config.scenario_args or 'its default arguments'}: VMAS could not place its "
+            "agents and objects (too large for the arena?)"
+        )
 
     previous = signal.signal(signal.SIGALRM, give_up)
     signal.alarm(seconds)
@@ -158,12 +179,13 @@ def _ignores_n_agents(caught: list[warnings.WarningMessage]) -> bool:
 
 def _refused(config: TrainConfig, error: Exception) -> ConfigError:
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return ConfigError(f"scenario {config.scenario!r} refused these settings "
-                       f"(n_agents={config.n_agents}, {config.scenario_args}): {detail}")
+    return ConfigError(
+        f"scenario {config.scenario!r} refused these settings "
+        f"(n_agents={config.n_agents}, {config.scenario_args}): {detail}"
+    )
 
 
-def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device,
-                step_limit: bool) -> VmasEnv:
+def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool) -> VmasEnv:
     try:
         return VmasEnv(
             scenario=config.scenario,
@@ -197,8 +219,11 @@ def describe_spec(spec: TensorSpec) -> dict[str, Any]:
     """A spec as plain data: nested dicts for composites, shape/dtype/bounds at the leaves."""
     if isinstance(spec, Composite):
         return {str(key): describe_spec(sub) for key, sub in spec.items()}
-    leaf: dict[str, Any] = {"shape": list(spec.shape), "dtype": str(spec.dtype).replace("torch.", ""),
-                            "type": type(spec).__name__}
+    leaf: dict[str, Any] = {
+        "shape": list(spec.shape),
+        "dtype": str(spec.dtype).replace("torch.", ""),
+        "type": type(spec).__name__,
+    }
     space = getattr(spec, "space", None)
     if hasattr(space, "low") and hasattr(space, "high"):
         low, high = space.low.min().item(), space.high.max().item()

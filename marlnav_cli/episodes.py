@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
-from tensordict.nn import TensorDictModuleBase
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
@@ -21,8 +21,15 @@ EVAL_SEED_OFFSET = 1_000_000
 COLLISIONS_INFO = "agent_collisions"  # navigation's per-agent collision signal, in each group's info
 
 
-def rollout(env: TransformedEnv, policy: TensorDictModuleBase | None, steps: int, *,
-            deterministic: bool = True, callback: Any = None, **kwargs: Any) -> TensorDictBase:
+def rollout(
+    env: TransformedEnv,
+    policy: TensorDictModuleBase | None,
+    steps: int,
+    *,
+    deterministic: bool = True,
+    callback: Any = None,
+    **kwargs: Any,
+) -> TensorDictBase:
     """env.rollout with the policy's mode (deterministic) or random actions when policy is None."""
     exploration = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
     with torch.no_grad(), set_exploration_type(exploration):
@@ -38,22 +45,26 @@ def evaluation_env(config: TrainConfig, episodes: int, seed: int, device: torch.
 def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str, torch.Tensor]:
     """Per env: reward (per agent, over all groups and per group), length, whether the episode ended
     before the step limit, and collisions (where the scenario reports them) of the first episode."""
-    done = data.get(("next", "done")).reshape(data.batch_size)                # [envs, steps]
+    done = data.get(("next", "done")).reshape(data.batch_size)  # [envs, steps]
     steps = done.shape[1]
     ended = done.any(dim=1)
     last_step = torch.where(ended, done.float().argmax(dim=1), torch.full_like(ended, steps - 1, dtype=torch.long))
     in_episode = (torch.arange(steps, device=done.device) <= last_step.unsqueeze(1)).unsqueeze(-1)  # [envs, steps, 1]
-    group_rewards = [(data.get(("next", *group.key("reward"))).squeeze(-1) * in_episode).sum(dim=1)
-                     for group in groups]                                      # [envs, agents of the group]
+    group_rewards = [
+        (data.get(("next", *group.key("reward"))).squeeze(-1) * in_episode).sum(dim=1) for group in groups
+    ]  # [envs, agents of the group]
     stats = {
         "reward": torch.cat(group_rewards, dim=-1).mean(dim=-1),
         **{f"reward/{group.name}": reward.mean(dim=-1) for group, reward in zip(groups, group_rewards)},
         "length": (last_step + 1).float(),
         "ended": ended.float(),
     }
-    colliding = [data.get(("next", *group.key("info", COLLISIONS_INFO))).squeeze(-1) < 0 for group in groups
-                 if ("next", *group.key("info", COLLISIONS_INFO)) in data.keys(include_nested=True)]
-    if colliding:                                                              # [envs, steps, agents]
+    colliding = [
+        data.get(("next", *group.key("info", COLLISIONS_INFO))).squeeze(-1) < 0
+        for group in groups
+        if ("next", *group.key("info", COLLISIONS_INFO)) in data.keys(include_nested=True)
+    ]
+    if colliding:  # [envs, steps, agents]
         stats["collisions"] = sum((c & in_episode).sum(dim=(1, 2)).float() for c in colliding)
     return stats
 
@@ -61,21 +72,29 @@ def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[
 def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning: EndMeaning) -> dict[str, Any]:
     """Means over episodes. A success rate only where the scenario's end means success; the share of
     episodes that ended early wherever the scenario can end at all; None for what does not exist."""
+
     def mean_and_std(values: torch.Tensor) -> dict[str, float]:
         std = values.std().item() if values.numel() > 1 else 0.0
-        return {"mean_reward": values.mean().item(), "std_reward": std,
-                "mean_reward_se": std / math.sqrt(values.numel())}
+        return {
+            "mean_reward": values.mean().item(),
+            "std_reward": std,
+            "mean_reward_se": std / math.sqrt(values.numel()),
+        }
 
     ended_rate = stats["ended"].mean().item()
     episodes = stats["ended"].numel()
     one_group = len(groups) == 1
     return {
         # Averaged over competing teams a reward means nothing: then only per group.
-        **(mean_and_std(stats["reward"]) if one_group else
-           {"mean_reward": None, "std_reward": None, "mean_reward_se": None}),
+        **(
+            mean_and_std(stats["reward"])
+            if one_group
+            else {"mean_reward": None, "std_reward": None, "mean_reward_se": None}
+        ),
         "success_rate": ended_rate if meaning.defines_success else None,
-        "success_rate_ci95": (wilson_interval(int(stats["ended"].sum().item()), episodes)
-                              if meaning.defines_success else None),
+        "success_rate_ci95": (
+            wilson_interval(int(stats["ended"].sum().item()), episodes) if meaning.defines_success else None
+        ),
         "ended_early_rate": ended_rate if meaning.can_end else None,
         "mean_collisions": stats["collisions"].mean().item() if "collisions" in stats else None,
         "mean_length": stats["length"].mean().item(),
@@ -92,12 +111,18 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
-def evaluate(config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int,
-             device: torch.device) -> dict[str, Any]:
+def evaluate(
+    config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int, device: torch.device
+) -> dict[str, Any]:
     """Deterministic policy vs uniform random actions on the same `episodes` starting states."""
     meaning = end_meaning(config.scenario, config.scenario_args)
-    results: dict[str, Any] = {"episodes": episodes, "seed": seed, "max_steps": config.max_steps,
-                               "episode_end": meaning.end.value, "episode_end_means": meaning.what}
+    results: dict[str, Any] = {
+        "episodes": episodes,
+        "seed": seed,
+        "max_steps": config.max_steps,
+        "episode_end": meaning.end.value,
+        "episode_end_means": meaning.what,
+    }
     for name, actor in (("policy", policy), ("random", None)):
         torch.manual_seed(seed)
         env = evaluation_env(config, episodes, seed, device)
@@ -108,8 +133,9 @@ def evaluate(config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int
     return results
 
 
-def render_frames(env: TransformedEnv, policy: TensorDictModuleBase | None, *, episodes: int,
-                  max_steps: int) -> tuple[list[np.ndarray], list[int]]:
+def render_frames(
+    env: TransformedEnv, policy: TensorDictModuleBase | None, *, episodes: int, max_steps: int
+) -> tuple[list[np.ndarray], list[int]]:
     """Frames of `episodes` consecutive episodes in a single-env `env`, and each episode's length.
 
     Each episode gives length + 1 frames: its start state and the state after every step.
@@ -123,8 +149,9 @@ def render_frames(env: TransformedEnv, policy: TensorDictModuleBase | None, *, e
     for _ in range(episodes):
         start = env.reset()
         frames.append(env.render(mode="rgb_array"))
-        data = rollout(env, policy, max_steps, callback=capture, auto_reset=False, tensordict=start,
-                       break_when_any_done=True)
+        data = rollout(
+            env, policy, max_steps, callback=capture, auto_reset=False, tensordict=start, break_when_any_done=True
+        )
         frames.append(env.render(mode="rgb_array"))  # rollout skips its callback on the final step
         lengths.append(data.batch_size[-1])
     return frames, lengths
@@ -138,6 +165,6 @@ def describe_rollout(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str
         leaves.append({"key": path, "shape": list(value.shape), "dtype": str(value.dtype).replace("torch.", "")})
     reward_per_agent = {}
     for group in groups:
-        rewards = data.get(("next", *group.key("reward"))).squeeze(-1)       # [envs, steps, agents]
+        rewards = data.get(("next", *group.key("reward"))).squeeze(-1)  # [envs, steps, agents]
         reward_per_agent.update(zip(group.agent_names, rewards.sum(dim=1).mean(dim=0).tolist()))
     return {"batch_size": list(data.batch_size), "keys": leaves, "reward_per_agent": reward_per_agent}

@@ -17,19 +17,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchrl.envs.utils import check_env_specs
 from tensordict.nn import TensorDictSequential
 from torchrl.envs import TransformedEnv
+from torchrl.envs.utils import check_env_specs
 from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
-from marlnav_cli.config import (DEFAULT_PRESET, TrainConfig, check_fits_in_memory, check_positive, check_seed,
-                                preset_config)
-from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
+from marlnav_cli.config import (
+    DEFAULT_PRESET,
+    TrainConfig,
+    check_fits_in_memory,
+    check_positive,
+    check_seed,
+    preset_config,
+)
 from marlnav_cli.display import ensure_display
-from marlnav_cli.envs import (agent_groups, describe_env, fixed_team_size, frame_rate, group_layout, make_env,
-                              observation_size, resolve_device)
+from marlnav_cli.envs import (
+    agent_groups,
+    describe_env,
+    fixed_team_size,
+    frame_rate,
+    group_layout,
+    make_env,
+    observation_size,
+    resolve_device,
+)
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
+from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
 from marlnav_cli.gif import check_gif_path, write_gif
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
@@ -41,6 +55,7 @@ CHECKPOINTS_FOLDER = Path("checkpoints")
 
 
 # --- train -------------------------------------------------------------------------------------
+
 
 class RunFiles:
     """Where a run keeps its outputs, all in one folder."""
@@ -57,8 +72,15 @@ class RunFiles:
 
     def run_outputs(self) -> list[Path]:
         """Everything a run writes here, the marks of a folder that already holds one."""
-        return [self.checkpoint, self.best_checkpoint, self.metrics_csv, self.metrics_jsonl, self.curve,
-                self.config, self.tensorboard]
+        return [
+            self.checkpoint,
+            self.best_checkpoint,
+            self.metrics_csv,
+            self.metrics_jsonl,
+            self.curve,
+            self.config,
+            self.tensorboard,
+        ]
 
 
 @dataclass
@@ -80,8 +102,9 @@ def default_run_folder(config: TrainConfig) -> Path:
     return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
 
 
-def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRESET,
-                         resume: Checkpoint | None = None) -> TrainConfig:
+def resolve_train_config(
+    overrides: dict[str, Any], *, preset: str = DEFAULT_PRESET, resume: Checkpoint | None = None
+) -> TrainConfig:
     """A preset, or a resumed checkpoint's config, with the options the user gave on top.
 
     A resumed run may only be extended (a larger total_frames): any other change would make it a
@@ -94,13 +117,17 @@ def resolve_train_config(overrides: dict[str, Any], *, preset: str = DEFAULT_PRE
     check_resumable(resume)
     done_frames = resume.history[-1]["frames"] if resume.history else 0
     if "total_frames" in overrides and overrides["total_frames"] < done_frames:
-        raise ConfigError(f"--frames {overrides['total_frames']} is below the {done_frames} frames "
-                          f"{resume.path} has already trained")
-    changed = sorted(name for name, value in overrides.items()
-                     if name != "total_frames" and getattr(resume.config, name) != value)
+        raise ConfigError(
+            f"--frames {overrides['total_frames']} is below the {done_frames} frames {resume.path} has already trained"
+        )
+    changed = sorted(
+        name for name, value in overrides.items() if name != "total_frames" and getattr(resume.config, name) != value
+    )
     if changed:
-        raise ConfigError(f"--resume continues {resume.path} with its own settings; only --frames may change, "
-                          f"not {', '.join(changed)}")
+        raise ConfigError(
+            f"--resume continues {resume.path} with its own settings; only --frames may change, "
+            f"not {', '.join(changed)}"
+        )
     return dataclasses.replace(resume.config, **overrides).validate()
 
 
@@ -115,19 +142,35 @@ def fit_team_size(config: TrainConfig, *, explicit: bool) -> TrainConfig:
     return dataclasses.replace(config, n_agents=fixed).validate()
 
 
-def env_config(*, scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool,
-               scenario_args: dict[str, Any]) -> TrainConfig:
+def env_config(
+    *, scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool, scenario_args: dict[str, Any]
+) -> TrainConfig:
     """The env part of a config, for commands that build an env but train nothing."""
-    config = TrainConfig(scenario=scenario, n_agents=TrainConfig.n_agents if n_agents is None else n_agents,
-                         max_steps=max_steps, seed=seed, discrete=discrete, frames_per_batch=max_steps,
-                         minibatch_size=max_steps, scenario_args=scenario_args).validate()
+    config = TrainConfig(
+        scenario=scenario,
+        n_agents=TrainConfig.n_agents if n_agents is None else n_agents,
+        max_steps=max_steps,
+        seed=seed,
+        discrete=discrete,
+        frames_per_batch=max_steps,
+        minibatch_size=max_steps,
+        scenario_args=scenario_args,
+    ).validate()
     return fit_team_size(config, explicit=n_agents is not None)
 
 
-def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | None,
-                 checkpoint_every: int = 1, resume: Checkpoint | None = None, logger_kind: str = "none",
-                 overwrite: bool = False, on_iteration: Callable[[TrainState], None] | None = None,
-                 on_start: Callable[[RunFiles], None] | None = None) -> TrainOutcome:
+def run_training(
+    config: TrainConfig,
+    *,
+    device_name: str,
+    run_folder: Path | None,
+    checkpoint_every: int = 1,
+    resume: Checkpoint | None = None,
+    logger_kind: str = "none",
+    overwrite: bool = False,
+    on_iteration: Callable[[TrainState], None] | None = None,
+    on_start: Callable[[RunFiles], None] | None = None,
+) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes.
 
     The run folder belongs to this run alone: it is locked while training, a folder holding another run
@@ -145,8 +188,16 @@ def run_training(config: TrainConfig, *, device_name: str, run_folder: Path | No
     try:
         with folder_lock(files.folder):
             _claim_folder(files, resume=resume, overwrite=overwrite)
-            return _train_into(files, config, device, checkpoint_every=checkpoint_every, resume=resume,
-                               logger_kind=logger_kind, on_iteration=on_iteration, on_start=on_start)
+            return _train_into(
+                files,
+                config,
+                device,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+                logger_kind=logger_kind,
+                on_iteration=on_iteration,
+                on_start=on_start,
+            )
     except MarlnavError:
         if created and not files.checkpoint.exists():
             shutil.rmtree(files.folder, ignore_errors=True)
@@ -160,15 +211,25 @@ def _claim_folder(files: RunFiles, *, resume: Checkpoint | None, overwrite: bool
     if not existing or own:
         return
     if not overwrite:
-        raise MarlnavError(f"{files.folder} already holds a run ({existing[0].name}); continue it with --resume "
-                           f"{files.checkpoint}, or pass --overwrite to replace it")
+        raise MarlnavError(
+            f"{files.folder} already holds a run ({existing[0].name}); continue it with --resume "
+            f"{files.checkpoint}, or pass --overwrite to replace it"
+        )
     for path in existing:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _train_into(files: RunFiles, config: TrainConfig, device: torch.device, *, checkpoint_every: int,
-                resume: Checkpoint | None, logger_kind: str, on_iteration: Callable[[TrainState], None] | None,
-                on_start: Callable[[RunFiles], None] | None) -> TrainOutcome:
+def _train_into(
+    files: RunFiles,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    checkpoint_every: int,
+    resume: Checkpoint | None,
+    logger_kind: str,
+    on_iteration: Callable[[TrainState], None] | None,
+    on_start: Callable[[RunFiles], None] | None,
+) -> TrainOutcome:
     logger = make_logger(logger_kind, files.folder)
     write_text_atomic(files.config, config.to_toml())
     if on_start is not None:
@@ -193,8 +254,13 @@ def _train_into(files: RunFiles, config: TrainConfig, device: torch.device, *, c
 
     try:
         with _stop_on_signals() as stop_signal:
-            state = train(config, device, on_iteration=after_iteration, should_stop=lambda: stop_signal() is not None,
-                          resume=resume)
+            state = train(
+                config,
+                device,
+                on_iteration=after_iteration,
+                should_stop=lambda: stop_signal() is not None,
+                resume=resume,
+            )
     except TrainingDiverged as error:
         kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"
         raise TrainingDiverged(f"{error}; {kept}; try a lower --lr or --max-grad-norm") from None
@@ -202,16 +268,29 @@ def _train_into(files: RunFiles, config: TrainConfig, device: torch.device, *, c
     _save(files.checkpoint, state, complete=not interrupted)
     write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)
     if state.history:
-        plot_curve(state.history, files.curve,
-                   f"{config.algorithm.upper()} on {config.scenario}, {config.n_agents} agents, seed {config.seed}")
-    return TrainOutcome(files=files, state=state, interrupted=interrupted, wall_s=time.perf_counter() - started,
-                        stop_signal=stop_signal())
+        plot_curve(
+            state.history,
+            files.curve,
+            f"{config.algorithm.upper()} on {config.scenario}, {config.n_agents} agents, seed {config.seed}",
+        )
+    return TrainOutcome(
+        files=files,
+        state=state,
+        interrupted=interrupted,
+        wall_s=time.perf_counter() - started,
+        stop_signal=stop_signal(),
+    )
 
 
 def _save(path: Path, state: TrainState, *, complete: bool) -> None:
     last = state.history[-1] if state.history else {}
-    summary = {"frames": state.frames, "iterations": len(state.history), "final_reward": state.final_reward,
-               "wall_s": round(last.get("wall_s", 0.0), 3), "complete": complete}
+    summary = {
+        "frames": state.frames,
+        "iterations": len(state.history),
+        "final_reward": state.final_reward,
+        "wall_s": round(last.get("wall_s", 0.0), 3),
+        "complete": complete,
+    }
     save_checkpoint(path, state.config, state.groups, state.tensors(), summary, state.history)
 
 
@@ -243,6 +322,7 @@ def _stop_on_signals() -> Iterator[Callable[[], int | None]]:
 
 # --- loading a trained policy ------------------------------------------------------------------
 
+
 @dataclass
 class LoadedPolicy:
     checkpoint: Checkpoint
@@ -252,8 +332,9 @@ class LoadedPolicy:
     device: torch.device
 
 
-def load_policy(path: Path, *, device_name: str = "auto", scenario: str | None = None,
-                n_agents: int | None = None) -> LoadedPolicy:
+def load_policy(
+    path: Path, *, device_name: str = "auto", scenario: str | None = None, n_agents: int | None = None
+) -> LoadedPolicy:
     """Rebuild the exact policy from the checkpoint alone and load its weights strictly.
 
     With `n_agents`, a shared policy on decentralised observations is rebuilt for that many agents: the
@@ -275,34 +356,50 @@ def load_policy(path: Path, *, device_name: str = "auto", scenario: str | None =
     return LoadedPolicy(checkpoint=checkpoint, config=config, policies=policies, actor=actor, device=device)
 
 
-def _with_team_size(checkpoint: Checkpoint, trained_env: TransformedEnv, n_agents: int,
-                    device: torch.device) -> tuple[TrainConfig, TransformedEnv]:
+def _with_team_size(
+    checkpoint: Checkpoint, trained_env: TransformedEnv, n_agents: int, device: torch.device
+) -> tuple[TrainConfig, TransformedEnv]:
     """The config and env for another team size, or one line saying why this policy cannot take it."""
     trained = checkpoint.config
     groups = agent_groups(trained_env)
     if len(groups) > 1:
-        raise ConfigError(f"{checkpoint.path} has several agent groups ({', '.join(g.name for g in groups)}); "
-                          "--n-agents changes the size of a single-group team only")
+        raise ConfigError(
+            f"{checkpoint.path} has several agent groups ({', '.join(g.name for g in groups)}); "
+            "--n-agents changes the size of a single-group team only"
+        )
     if not trained.share_policy:
-        raise ConfigError(f"{checkpoint.path} has one set of weights per agent (trained with --no-share-policy), "
-                          f"so it cannot act for {n_agents} agents; train with a shared policy")
+        raise ConfigError(
+            f"{checkpoint.path} has one set of weights per agent (trained with --no-share-policy), "
+            f"so it cannot act for {n_agents} agents; train with a shared policy"
+        )
     other = dataclasses.replace(trained, n_agents=n_agents).validate()
     if fixed_team_size(other) is not None:
-        raise ConfigError(f"scenario {trained.scenario!r} has a fixed team of {trained.n_agents} agents; "
-                          "--n-agents cannot change it")
+        raise ConfigError(
+            f"scenario {trained.scenario!r} has a fixed team of {trained.n_agents} agents; --n-agents cannot change it"
+        )
     env = make_env(other, num_envs=1, seed=other.seed, device=device)
     trained_size, size = observation_size(trained_env, groups[0]), observation_size(env, agent_groups(env)[0])
     if size != trained_size:
-        raise ConfigError(f"with {n_agents} agents an agent of {trained.scenario!r} observes {size} numbers, with "
-                          f"{trained.n_agents} (as trained) {trained_size}: its observation depends on the team "
-                          f"size (scenario args {trained.scenario_args}), so the policy cannot read it")
+        raise ConfigError(
+            f"with {n_agents} agents an agent of {trained.scenario!r} observes {size} numbers, with "
+            f"{trained.n_agents} (as trained) {trained_size}: its observation depends on the team "
+            f"size (scenario args {trained.scenario_args}), so the policy cannot read it"
+        )
     return other, env
 
 
 # --- evaluate, render, rollout, inspect-specs --------------------------------------------------
 
-def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_name: str,
-                        scenario: str | None = None, n_agents: int | None = None) -> dict[str, Any]:
+
+def evaluate_checkpoint(
+    path: Path,
+    *,
+    episodes: int,
+    seed: int | None,
+    device_name: str,
+    scenario: str | None = None,
+    n_agents: int | None = None,
+) -> dict[str, Any]:
     check_positive("--episodes", episodes)
     if seed is not None:
         check_seed(seed)
@@ -317,8 +414,16 @@ def evaluate_checkpoint(path: Path, *, episodes: int, seed: int | None, device_n
     return results
 
 
-def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None, episodes: int,
-               seed: int | None, device_name: str, n_agents: int | None = None) -> dict[str, Any]:
+def render_gif(
+    out: Path,
+    *,
+    checkpoint: Path | None,
+    config: TrainConfig | None,
+    episodes: int,
+    seed: int | None,
+    device_name: str,
+    n_agents: int | None = None,
+) -> dict[str, Any]:
     """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF; with
     `n_agents`, the checkpoint's shared policy acts for that many agents."""
     check_gif_path(out)
@@ -340,12 +445,19 @@ def render_gif(out: Path, *, checkpoint: Path | None, config: TrainConfig | None
     fps = frame_rate(env)
     write_gif(out, frames, fps)
     height, width = frames[0].shape[:2]
-    return {"path": str(out), "frames": len(frames), "episode_lengths": lengths, "fps": fps,
-            "width": width, "height": height}
+    return {
+        "path": str(out),
+        "frames": len(frames),
+        "episode_lengths": lengths,
+        "fps": fps,
+        "width": width,
+        "height": height,
+    }
 
 
-def rollout_summary(config: TrainConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None,
-                    device_name: str) -> dict[str, Any]:
+def rollout_summary(
+    config: TrainConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None, device_name: str
+) -> dict[str, Any]:
     check_positive("--steps", steps)
     check_positive("--num-envs", num_envs)
     check_fits_in_memory(steps * num_envs, config.n_agents if config is not None else 1)
@@ -370,21 +482,34 @@ def describe_scenario(scenario: str) -> dict[str, Any]:
     end of an episode means. Builds it twice (continuous and discrete actions), one env on the CPU."""
     groups: dict[str, Any] = {}
     for discrete in (False, True):
-        config = env_config(scenario=scenario, n_agents=None, max_steps=TrainConfig.max_steps, seed=0,
-                            discrete=discrete, scenario_args={})
+        config = env_config(
+            scenario=scenario,
+            n_agents=None,
+            max_steps=TrainConfig.max_steps,
+            seed=0,
+            discrete=discrete,
+            scenario_args={},
+        )
         env = make_env(config, num_envs=1, seed=0, device=torch.device("cpu"))
         for group in agent_groups(env):
             action = env.full_action_spec_unbatched[group.key("action")]
-            groups.setdefault(group.name, {"agents": group.n_agents,
-                                           "observation_size": observation_size(env, group)})
+            groups.setdefault(group.name, {"agents": group.n_agents, "observation_size": observation_size(env, group)})
             groups[group.name]["discrete_actions" if discrete else "action_size"] = (
-                int(action.space.n) if discrete else action.shape[-1])
+                int(action.space.n) if discrete else action.shape[-1]
+            )
         env.close()
     meaning = end_meaning(scenario, {})
-    return {"scenario": scenario, "n_agents": config.n_agents, "groups": groups, "episode_end": meaning.end.value,
-            "episode_end_means": meaning.what, "success_defined": meaning.defines_success,
-            "team_size": "--n-agents" if fixed_team_size(config) is None else
-            " ".join(f"{name}=K" for name in TEAM_SIZE_ARGUMENTS.get(scenario, ())) or "fixed"}
+    return {
+        "scenario": scenario,
+        "n_agents": config.n_agents,
+        "groups": groups,
+        "episode_end": meaning.end.value,
+        "episode_end_means": meaning.what,
+        "success_defined": meaning.defines_success,
+        "team_size": "--n-agents"
+        if fixed_team_size(config) is None
+        else " ".join(f"{name}=K" for name in TEAM_SIZE_ARGUMENTS.get(scenario, ())) or "fixed",
+    }
 
 
 def inspect_env(config: TrainConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:

@@ -50,8 +50,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
 
     check_writable(path)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.",
-                                             suffix=path.suffix)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=path.suffix
+        )
     except OSError as error:
         raise MarlnavError(f"cannot write {path}: {error.strerror or error}") from None
     os.close(handle)
@@ -61,7 +62,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     except (OSError, SafetensorError) as error:
         Path(temporary).unlink(missing_ok=True)
-        reason = getattr(error, "strerror", None) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+        reason = getattr(error, "strerror", None) or (
+            str(error).splitlines()[0] if str(error) else type(error).__name__
+        )
         raise MarlnavError(f"cannot write {path}: {reason}; it keeps what it held before") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -94,8 +97,9 @@ def folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise MarlnavError(f"another marlnav process is writing into {folder}; wait for it or choose "
-                               "another --out") from None
+            raise MarlnavError(
+                f"another marlnav process is writing into {folder}; wait for it or choose another --out"
+            ) from None
         try:
             yield
         finally:

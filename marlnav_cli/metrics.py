@@ -61,9 +61,13 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
     for prefix in [f"{name}/" for name in group_names(history[0])] or [""]:
         label = prefix.rstrip("/") or "mean"
         reward_axis.plot(frames, [row[f"{prefix}reward_mean"] for row in history], marker="o", label=label)
-        reward_axis.fill_between(frames, [row[f"{prefix}reward_min"] for row in history],
-                                 [row[f"{prefix}reward_max"] for row in history], alpha=0.2,
-                                 label=f"{label} min-max")
+        reward_axis.fill_between(
+            frames,
+            [row[f"{prefix}reward_min"] for row in history],
+            [row[f"{prefix}reward_max"] for row in history],
+            alpha=0.2,
+            label=f"{label} min-max",
+        )
     reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
     for name in ("loss_objective", "loss_critic", "loss_entropy"):
         loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))
@@ -80,8 +84,9 @@ def check_logger(kind: str) -> None:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
-            raise ConfigError("--logger tensorboard needs the tensorboard package: "
-                              "pip install 'marlnav[tensorboard]'") from None
+            raise ConfigError(
+                "--logger tensorboard needs the tensorboard package: pip install 'marlnav[tensorboard]'"
+            ) from None
 
 
 def make_logger(kind: str, folder: Path) -> Any:

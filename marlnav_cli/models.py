@@ -17,8 +17,16 @@ from marlnav_cli.envs import AgentGroup, agent_groups, observation_size
 from marlnav_cli.tanh_normal import ActionPreimage, SquashedNormal
 
 
-def _mlp(env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device, *, outputs: int,
-         centralised: bool, share_params: bool) -> MultiAgentMLP:
+def _mlp(
+    env: TransformedEnv,
+    group: AgentGroup,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    outputs: int,
+    centralised: bool,
+    share_params: bool,
+) -> MultiAgentMLP:
     return MultiAgentMLP(
         n_agent_inputs=observation_size(env, group),
         n_agent_outputs=outputs,
@@ -39,9 +47,14 @@ def build_policies(env: TransformedEnv, config: TrainConfig, device: torch.devic
 
 def build_critics(env: TransformedEnv, config: TrainConfig, device: torch.device) -> dict[str, TensorDictModule]:
     """Centralised over the group (MAPPO: each value sees every agent's observation) or local (IPPO)."""
-    return {group.name: TensorDictModule(
-        _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic),
-        in_keys=[group.key("observation")], out_keys=[group.key("state_value")]) for group in agent_groups(env)}
+    return {
+        group.name: TensorDictModule(
+            _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic),
+            in_keys=[group.key("observation")],
+            out_keys=[group.key("state_value")],
+        )
+        for group in agent_groups(env)
+    }
 
 
 def joint_actor(policies: dict[str, ProbabilisticActor]) -> TensorDictSequential:
@@ -49,17 +62,29 @@ def joint_actor(policies: dict[str, ProbabilisticActor]) -> TensorDictSequential
     return TensorDictSequential(*policies.values())
 
 
-def _build_policy(env: TransformedEnv, group: AgentGroup, config: TrainConfig,
-                  device: torch.device) -> ProbabilisticActor:
+def _build_policy(
+    env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device
+) -> ProbabilisticActor:
     action_spec = env.full_action_spec_unbatched
     action_key = group.key("action")
     if config.discrete:
-        net = _mlp(env, group, config, device, outputs=action_spec[action_key].space.n, centralised=False,
-                   share_params=config.share_policy)
+        net = _mlp(
+            env,
+            group,
+            config,
+            device,
+            outputs=action_spec[action_key].space.n,
+            centralised=False,
+            share_params=config.share_policy,
+        )
         return ProbabilisticActor(
             module=TensorDictModule(net, in_keys=[group.key("observation")], out_keys=[group.key("logits")]),
-            spec=action_spec[action_key], in_keys=[group.key("logits")], out_keys=[action_key],
-            distribution_class=torch.distributions.Categorical, return_log_prob=True)
+            spec=action_spec[action_key],
+            in_keys=[group.key("logits")],
+            out_keys=[action_key],
+            distribution_class=torch.distributions.Categorical,
+            return_log_prob=True,
+        )
     n_actions = action_spec[action_key].shape[-1]
     net = torch.nn.Sequential(
         _mlp(env, group, config, device, outputs=2 * n_actions, centralised=False, share_params=config.share_policy),
@@ -67,7 +92,9 @@ def _build_policy(env: TransformedEnv, group: AgentGroup, config: TrainConfig,
     )
     space = action_spec[action_key].space
     return ProbabilisticActor(
-        module=TensorDictModule(net, in_keys=[group.key("observation")], out_keys=[group.key("loc"), group.key("scale")]),
+        module=TensorDictModule(
+            net, in_keys=[group.key("observation")], out_keys=[group.key("loc"), group.key("scale")]
+        ),
         spec=action_spec[action_key],
         in_keys=[group.key("loc"), group.key("scale")],
         out_keys=[action_key],
@@ -115,8 +142,9 @@ class ContinuousPolicy:
     def log_prob(self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return self.squash.log_prob(*self.network(observation), ActionPreimage(*action))
 
-    def log_prob_and_entropy(self, observation: torch.Tensor,
-                             action: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_and_entropy(
+        self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         loc, scale = self.network(observation)
         log_prob = self.squash.log_prob(loc, scale, ActionPreimage(*action))
         # TanhNormal has no closed-form entropy: ClipPPOLoss estimates it from one reparameterised sample.
@@ -141,8 +169,9 @@ class CategoricalPolicy:
     def log_prob(self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return self._distribution(observation).log_prob(action[0])
 
-    def log_prob_and_entropy(self, observation: torch.Tensor,
-                             action: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_and_entropy(
+        self, observation: torch.Tensor, action: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         distribution = self._distribution(observation)
         return distribution.log_prob(action[0]), distribution.entropy()  # closed form, as ClipPPOLoss takes it
 

@@ -62,8 +62,9 @@ class DeterministicPolicy(torch.nn.Module):
         self.networks = torch.nn.ModuleList(policy_network(loaded.policies[group.name]) for group in groups)
         self.boxes = [None if self.discrete else SquashedNormal(*_agent_bounds(loaded, group)) for group in groups]
         # A shared network with the same box for every agent acts for any number of agents.
-        self.any_team_size = [loaded.config.share_policy and (box is None or box.centre.dim() == 1)
-                              for box in self.boxes]
+        self.any_team_size = [
+            loaded.config.share_policy and (box is None or box.centre.dim() == 1) for box in self.boxes
+        ]
 
     def forward(self, *observations: torch.Tensor) -> tuple[torch.Tensor, ...]:
         actions = []
@@ -112,11 +113,18 @@ def export_onnx(checkpoint: Path, out: Path) -> ExportReport:
         actual = _onnx_actions(temporary, groups, observations)
         difference = max((a.double() - e.double()).abs().max().item() for a, e in zip(actual, expected))
         if not difference <= PARITY_TOLERANCE:
-            raise ExportError(f"the ONNX model's actions differ from marlnav's by up to {difference:.3g} "
-                              f"(tolerance {PARITY_TOLERANCE}); nothing written")
+            raise ExportError(
+                f"the ONNX model's actions differ from marlnav's by up to {difference:.3g} "
+                f"(tolerance {PARITY_TOLERANCE}); nothing written"
+            )
     edge = 0.0 if loaded.config.discrete else _share_at_edge(loaded, groups, expected)
-    return ExportReport(path=out, size_bytes=out.stat().st_size, observations_checked=observations[0].shape[0],
-                        max_abs_difference=difference, actions_at_edge=edge)
+    return ExportReport(
+        path=out,
+        size_bytes=out.stat().st_size,
+        observations_checked=observations[0].shape[0],
+        max_abs_difference=difference,
+        actions_at_edge=edge,
+    )
 
 
 def _parity_observations(env: Any, loaded: LoadedPolicy) -> list[torch.Tensor]:
@@ -127,29 +135,43 @@ def _parity_observations(env: Any, loaded: LoadedPolicy) -> list[torch.Tensor]:
     with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
         for actor in (loaded.actor, None):
             batches.append(env.rollout(PARITY_STEPS, policy=actor, break_when_any_done=False))
-    return [torch.cat([scale * batch.get(group.key("observation")).flatten(0, 1) for scale in PARITY_SCALES
-                       for batch in batches]) for group in agent_groups(env)]
+    return [
+        torch.cat(
+            [scale * batch.get(group.key("observation")).flatten(0, 1) for scale in PARITY_SCALES for batch in batches]
+        )
+        for group in agent_groups(env)
+    ]
 
 
-def _marlnav_actions(loaded: LoadedPolicy, groups: list[AgentGroup],
-                     observations: list[torch.Tensor]) -> list[torch.Tensor]:
+def _marlnav_actions(
+    loaded: LoadedPolicy, groups: list[AgentGroup], observations: list[torch.Tensor]
+) -> list[torch.Tensor]:
     """What `marlnav evaluate` does: the TorchRL actor under deterministic exploration."""
     from tensordict import TensorDict
 
-    data = TensorDict({group.name: {"observation": obs} for group, obs in zip(groups, observations)},
-                      batch_size=observations[0].shape[:1])
+    data = TensorDict(
+        {group.name: {"observation": obs} for group, obs in zip(groups, observations)},
+        batch_size=observations[0].shape[:1],
+    )
     with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
         acted = loaded.actor(data)
     return [acted.get(group.key("action")) for group in groups]
 
 
-def _write_model(model: DeterministicPolicy, loaded: LoadedPolicy, groups: list[AgentGroup],
-                 observations: list[torch.Tensor], path: Path) -> None:
+def _write_model(
+    model: DeterministicPolicy,
+    loaded: LoadedPolicy,
+    groups: list[AgentGroup],
+    observations: list[torch.Tensor],
+    path: Path,
+) -> None:
     import onnx
 
     batch = torch.export.Dim("batch")
-    dynamic = [{0: batch, 1: torch.export.Dim(f"agents_{g.name}", min=1)} if any_size else {0: batch}
-               for g, any_size in zip(groups, model.any_team_size)]
+    dynamic = [
+        {0: batch, 1: torch.export.Dim(f"agents_{g.name}", min=1)} if any_size else {0: batch}
+        for g, any_size in zip(groups, model.any_team_size)
+    ]
     examples = tuple(obs[:8] for obs in observations)
     # The exporter reports progress on stdout and warns about absent optional packages (torchvision).
     onnx_logger = logging.getLogger("torch.onnx")
@@ -158,9 +180,17 @@ def _write_model(model: DeterministicPolicy, loaded: LoadedPolicy, groups: list[
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, examples, str(path), input_names=[f"observation_{g.name}" for g in groups],
-                              output_names=[f"action_{g.name}" for g in groups], dynamic_shapes=(tuple(dynamic),),
-                              dynamo=True, verbose=False, external_data=False)
+            torch.onnx.export(
+                model,
+                examples,
+                str(path),
+                input_names=[f"observation_{g.name}" for g in groups],
+                output_names=[f"action_{g.name}" for g in groups],
+                dynamic_shapes=(tuple(dynamic),),
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+            )
     finally:
         onnx_logger.setLevel(level)
     proto = onnx.load(str(path))
@@ -171,26 +201,44 @@ def _write_model(model: DeterministicPolicy, loaded: LoadedPolicy, groups: list[
 
 
 def _metadata(loaded: LoadedPolicy, groups: list[AgentGroup], observation_sizes: list[int]) -> dict[str, str]:
-    layout = {group.name: {"input": f"observation_{group.name}", "output": f"action_{group.name}",
-                           "agent_names": list(group.agent_names), "agent_indices": list(group.agent_indices),
-                           "observation_size": size}
-              for group, size in zip(groups, observation_sizes)}
-    bounds = {} if loaded.config.discrete else {
-        group.name: {"low": _bounds(loaded, group)[0].tolist(), "high": _bounds(loaded, group)[1].tolist()}
-        for group in groups}
+    layout = {
+        group.name: {
+            "input": f"observation_{group.name}",
+            "output": f"action_{group.name}",
+            "agent_names": list(group.agent_names),
+            "agent_indices": list(group.agent_indices),
+            "observation_size": size,
+        }
+        for group, size in zip(groups, observation_sizes)
+    }
+    bounds = (
+        {}
+        if loaded.config.discrete
+        else {
+            group.name: {"low": _bounds(loaded, group)[0].tolist(), "high": _bounds(loaded, group)[1].tolist()}
+            for group in groups
+        }
+    )
     meaning = end_meaning(loaded.config.scenario, loaded.config.scenario_args)
-    return {"marlnav_version": __version__, "config": loaded.config.to_json(), "layout": json.dumps(layout),
-            "episode_end": meaning.end.value,
-            "action_type": "discrete" if loaded.config.discrete else "continuous",
-            "action_bounds": json.dumps(bounds), "shared_policy": json.dumps(loaded.config.share_policy)}
+    return {
+        "marlnav_version": __version__,
+        "config": loaded.config.to_json(),
+        "layout": json.dumps(layout),
+        "episode_end": meaning.end.value,
+        "action_type": "discrete" if loaded.config.discrete else "continuous",
+        "action_bounds": json.dumps(bounds),
+        "shared_policy": json.dumps(loaded.config.share_policy),
+    }
 
 
 def _onnx_actions(path: Path, groups: list[AgentGroup], observations: list[torch.Tensor]) -> list[torch.Tensor]:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = session.run([f"action_{g.name}" for g in groups],
-                          {f"observation_{g.name}": obs.numpy() for g, obs in zip(groups, observations)})
+    outputs = session.run(
+        [f"action_{g.name}" for g in groups],
+        {f"observation_{g.name}": obs.numpy() for g, obs in zip(groups, observations)},
+    )
     return [torch.from_numpy(output) for output in outputs]
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torchrl.modules import ProbabilisticActor
+from torchrl.objectives import ClipPPOLoss
 
 from marlnav_cli.envs import AgentGroup
 from marlnav_cli.models import TensorCritic, TensorPolicy
@@ -31,26 +34,36 @@ class PPOBatch:
 
     @classmethod
     @torch.no_grad()
-    def from_rollout(cls, data: TensorDictBase, group: AgentGroup, policy: TensorPolicy,
-                     log_prob: torch.Tensor | None = None) -> PPOBatch:
+    def from_rollout(
+        cls, data: TensorDictBase, group: AgentGroup, policy: TensorPolicy, log_prob: torch.Tensor | None = None
+    ) -> PPOBatch:
         """`data` has been through GAE. `log_prob` ([*data.batch_size, agents]) defaults to the actions'
         log-probabilities under the policy's current weights: those that collected them."""
+
         def flat(value: torch.Tensor) -> torch.Tensor:
-            return value.reshape(-1, *value.shape[data.batch_dims:]).contiguous()
+            return value.reshape(-1, *value.shape[data.batch_dims :]).contiguous()
 
         observation = flat(data.get(group.key("observation")))
         action = policy.prepare(flat(data.get(group.key("action"))))
-        return cls(observation=observation, action=action,
-                   log_prob=policy.log_prob(observation, action) if log_prob is None else flat(log_prob),
-                   advantage=flat(data.get(group.key("advantage"))),
-                   value_target=flat(data.get(group.key("value_target"))))
+        return cls(
+            observation=observation,
+            action=action,
+            log_prob=policy.log_prob(observation, action) if log_prob is None else flat(log_prob),
+            advantage=flat(data.get(group.key("advantage"))),
+            value_target=flat(data.get(group.key("value_target"))),
+        )
 
     def __len__(self) -> int:
         return self.observation.shape[0]
 
     def __getitem__(self, index: torch.Tensor) -> PPOBatch:
-        return PPOBatch(self.observation[index], tuple(part[index] for part in self.action), self.log_prob[index],
-                        self.advantage[index], self.value_target[index])
+        return PPOBatch(
+            self.observation[index],
+            tuple(part[index] for part in self.action),
+            self.log_prob[index],
+            self.advantage[index],
+            self.value_target[index],
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,9 @@ class PPOLosses:
 class PPOObjective:
     """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + entropy bonus, for one group."""
 
-    def __init__(self, policy: TensorPolicy, critic: TensorCritic, *, clip_epsilon: float,
-                 entropy_coeff: float) -> None:
+    def __init__(
+        self, policy: TensorPolicy, critic: TensorCritic, *, clip_epsilon: float, entropy_coeff: float
+    ) -> None:
         self.policy, self.critic = policy, critic
         epsilon = torch.tensor(clip_epsilon)  # float32 bounds, as ClipPPOLoss computes them
         self.log_ratio_bounds = ((-epsilon).log1p().item(), epsilon.log1p().item())
@@ -83,9 +97,44 @@ class PPOObjective:
     def __call__(self, batch: PPOBatch) -> PPOLosses:
         log_prob, entropy = self.policy.log_prob_and_entropy(batch.observation, batch.action)
         log_ratio = (log_prob - batch.log_prob).unsqueeze(-1)
-        gain = torch.minimum(log_ratio.exp() * batch.advantage,
-                             log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage)
+        gain = torch.minimum(
+            log_ratio.exp() * batch.advantage, log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage
+        )
         value = self.critic(batch.observation)
         critic_loss = torch.nn.functional.smooth_l1_loss(batch.value_target, value)
-        return PPOLosses(objective=-gain.mean(), critic=critic_loss, entropy_bonus=-self.entropy_coeff * entropy.mean(),
-                         entropy=entropy.detach().mean())
+        return PPOLosses(
+            objective=-gain.mean(),
+            critic=critic_loss,
+            entropy_bonus=-self.entropy_coeff * entropy.mean(),
+            entropy=entropy.detach().mean(),
+        )
+
+
+def clip_ppo_loss_for(
+    policy: ProbabilisticActor,
+    critic: TensorDictModule,
+    group: AgentGroup,
+    *,
+    clip_epsilon: float,
+    entropy_coeff: float,
+) -> ClipPPOLoss:
+    """TorchRL's ClipPPOLoss keyed to one group, set up as PPOObjective computes it: the reference the
+    equivalence tests and the hot-path benchmark hold PPOObjective against."""
+    reference = ClipPPOLoss(
+        actor_network=policy,
+        critic_network=critic,
+        clip_epsilon=clip_epsilon,
+        entropy_coeff=entropy_coeff,
+        normalize_advantage=False,
+    )
+    reference.set_keys(
+        value=group.key("state_value"),
+        action=group.key("action"),
+        sample_log_prob=group.key("action_log_prob"),
+        advantage=group.key("advantage"),
+        value_target=group.key("value_target"),
+        reward=group.key("reward"),
+        done=group.key("done"),
+        terminated=group.key("terminated"),
+    )
+    return reference

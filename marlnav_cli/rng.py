@@ -28,7 +28,8 @@ def capture_rng() -> dict[str, torch.Tensor]:
         f"{RNG_PREFIX}vmas.numpy.rest": torch.tensor([numpy_position, has_gauss, cached_gauss], dtype=torch.float64),
         f"{RNG_PREFIX}vmas.python.state": torch.tensor(python_state, dtype=torch.int64),
         f"{RNG_PREFIX}vmas.python.rest": torch.tensor(
-            [python_version, math.nan if python_gauss is None else python_gauss], dtype=torch.float64),
+            [python_version, math.nan if python_gauss is None else python_gauss], dtype=torch.float64
+        ),
     }
 
 
@@ -52,10 +53,20 @@ def check_rng_state(tensors: dict[str, torch.Tensor]) -> None:
 def _numpy_and_python(tensors: dict[str, torch.Tensor]) -> tuple[tuple, tuple]:
     position, has_gauss, cached_gauss = tensors[f"{RNG_PREFIX}vmas.numpy.rest"].tolist()
     python_version, python_gauss = tensors[f"{RNG_PREFIX}vmas.python.rest"].tolist()
-    return (("MT19937", tensors[f"{RNG_PREFIX}vmas.numpy.keys"].numpy().astype(np.uint32), int(position),
-             int(has_gauss), cached_gauss),
-            (int(python_version), tuple(tensors[f"{RNG_PREFIX}vmas.python.state"].tolist()),
-             None if math.isnan(python_gauss) else python_gauss))
+    return (
+        (
+            "MT19937",
+            tensors[f"{RNG_PREFIX}vmas.numpy.keys"].numpy().astype(np.uint32),
+            int(position),
+            int(has_gauss),
+            cached_gauss,
+        ),
+        (
+            int(python_version),
+            tuple(tensors[f"{RNG_PREFIX}vmas.python.state"].tolist()),
+            None if math.isnan(python_gauss) else python_gauss,
+        ),
+    )
 
 
 def rng_names() -> set[str]:

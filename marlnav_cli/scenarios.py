@@ -90,5 +90,7 @@ def team_size_hint(scenario: str, n_agents: int) -> str:
     if arguments is None:
         return f"scenario {scenario!r} has a fixed team of {n_agents} agents; leave --n-agents out"
     settings = " ".join(f"--scenario-arg {name}=K" for name in arguments)
-    return (f"scenario {scenario!r} ignores --n-agents (it has {n_agents} agents); leave --n-agents out, and "
-            f"set its team size with {settings}")
+    return (
+        f"scenario {scenario!r} ignores --n-agents (it has {n_agents} agents); leave --n-agents out, and "
+        f"set its team size with {settings}"
+    )

@@ -21,14 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.config import parse_int_ranges, TrainConfig, typed_value
+from marlnav_cli.config import TrainConfig, parse_int_ranges, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import ensure_folder, write_text_atomic
 
 # --set names that are not config fields as written.
 SET_ALIASES = {"frames": "total_frames", "epochs": "num_epochs"}
-RESULT_FIELDS = ("trial", "seed", "eval_mean_reward", "eval_success_rate", "eval_collisions", "final_train_reward",
-                 "wall_s", "status", "error")
+RESULT_FIELDS = (
+    "trial",
+    "seed",
+    "eval_mean_reward",
+    "eval_success_rate",
+    "eval_collisions",
+    "final_train_reward",
+    "wall_s",
+    "status",
+    "error",
+)
 
 
 MAX_SEEDS = 10_000  # a sweep's trials are planned up front: a bound keeps a typo from filling memory
@@ -114,6 +123,7 @@ def default_sweep_folder(base: TrainConfig, grid: dict[str, list[Any]], seeds: l
 
 # --- one trial, in a Ray worker ---------------------------------------------------------------
 
+
 def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> dict[str, Any]:
     """A normal train then a normal evaluate; any failure becomes a row with its one-line error."""
     import time
@@ -129,10 +139,15 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
         # A trial left unfinished by a stopped sweep is run again from the start.
         outcome = run_training(trial.config, device_name=device_name, run_folder=trial.folder, overwrite=True)
         report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name=device_name)
-        row.update(eval_mean_reward=report["policy"]["mean_reward"], eval_success_rate=report["policy"]["success_rate"],
-                   eval_collisions=report["policy"]["mean_collisions"], final_train_reward=outcome.state.final_reward,
-                   status="ok", error="")
-    except Exception as error:  # noqa: BLE001 - a failed trial is a result, not the end of the sweep
+        row.update(
+            eval_mean_reward=report["policy"]["mean_reward"],
+            eval_success_rate=report["policy"]["success_rate"],
+            eval_collisions=report["policy"]["mean_collisions"],
+            final_train_reward=outcome.state.final_reward,
+            status="ok",
+            error="",
+        )
+    except Exception as error:
         row.update(status="failed", error=" ".join(f"{type(error).__name__}: {error}".split())[:300])
     row["wall_s"] = time.perf_counter() - started
     return row
@@ -140,11 +155,12 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
 
 # --- the sweep ----------------------------------------------------------------------------------
 
+
 def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise MarlnavError("marlnav sweep needs Ray: pip install \".[sweep]\" (or pip install ray)") from None
+        raise MarlnavError('marlnav sweep needs Ray: pip install ".[sweep]" (or pip install ray)') from None
     return ray
 
 
@@ -186,9 +202,18 @@ def write_results(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> N
     write_text_atomic(path, buffer.getvalue())
 
 
-def run_sweep(trials: list[Trial], folder: Path, *, episodes: int, device_name: str, address: str | None,
-              cpus_per_trial: float, gpus_per_trial: float, max_parallel: int,
-              on_result: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
+def run_sweep(
+    trials: list[Trial],
+    folder: Path,
+    *,
+    episodes: int,
+    device_name: str,
+    address: str | None,
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    max_parallel: int,
+    on_result: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run every trial not yet complete; return all rows (earlier complete ones included)."""
     ray = import_ray()
     ensure_folder(folder)
@@ -211,9 +236,15 @@ def run_sweep(trials: list[Trial], folder: Path, *, episodes: int, device_name: 
             trial = running.pop(finished[0])
             try:
                 row = ray.get(finished[0])
-            except Exception as error:  # noqa: BLE001 - the worker itself died
-                row = {"trial": trial.name, "seed": trial.config.seed, **trial.settings, "status": "failed",
-                       "error": " ".join(str(error).split())[:300], "wall_s": 0.0}
+            except Exception as error:
+                row = {
+                    "trial": trial.name,
+                    "seed": trial.config.seed,
+                    **trial.settings,
+                    "status": "failed",
+                    "error": " ".join(str(error).split())[:300],
+                    "wall_s": 0.0,
+                }
             rows[trial.name] = row
             write_results(results_path, list(rows.values()), swept)
             done += 1
@@ -229,6 +260,7 @@ def run_sweep(trials: list[Trial], folder: Path, *, episodes: int, device_name: 
 
 
 # --- statistics across seeds --------------------------------------------------------------------
+
 
 def bootstrap_ci(values: list[float], *, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean, resampling seeds."""
@@ -246,7 +278,7 @@ def interquartile_mean(values: list[float]) -> float:
     """Mean of the middle half (25% trimmed from each end), as in rliable."""
     ordered = sorted(values)
     cut = math.floor(len(ordered) * 0.25)
-    middle = ordered[cut:len(ordered) - cut] or ordered
+    middle = ordered[cut : len(ordered) - cut] or ordered
     return sum(middle) / len(middle)
 
 
@@ -260,16 +292,26 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
     summary = []
     for name in dict.fromkeys(trial.config_name for trial in trials):
         ok = [row for row in by_config.get(name, []) if row.get("status") == "ok"]
-        entry: dict[str, Any] = {"config": name, **settings[name], "seeds_ok": len(ok),
-                                 "seeds_failed": len(by_config.get(name, [])) - len(ok)}
+        entry: dict[str, Any] = {
+            "config": name,
+            **settings[name],
+            "seeds_ok": len(ok),
+            "seeds_failed": len(by_config.get(name, [])) - len(ok),
+        }
         for metric in ("eval_mean_reward", "eval_success_rate"):
             # None (or empty, read back from CSV) where the scenario has no such figure: no success defined,
             # or rewards only per group.
             values = [float(row[metric]) for row in ok if row.get(metric) not in (None, "")]
             if values:
                 low, high = bootstrap_ci(values)
-                entry.update({f"{metric}_mean": sum(values) / len(values), f"{metric}_ci_low": low,
-                              f"{metric}_ci_high": high, f"{metric}_iqm": interquartile_mean(values)})
+                entry.update(
+                    {
+                        f"{metric}_mean": sum(values) / len(values),
+                        f"{metric}_ci_low": low,
+                        f"{metric}_ci_high": high,
+                        f"{metric}_iqm": interquartile_mean(values),
+                    }
+                )
         summary.append(entry)
     return summary
 

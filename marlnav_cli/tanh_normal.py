@@ -51,7 +51,7 @@ class SquashedNormal:
 
     @staticmethod
     def log_prob(loc: torch.Tensor, scale: torch.Tensor, preimage: ActionPreimage) -> torch.Tensor:
-        normal = -((preimage.value - loc) ** 2) / (2 * scale ** 2) - scale.log() - LOG_SQRT_2PI
+        normal = -((preimage.value - loc) ** 2) / (2 * scale**2) - scale.log() - LOG_SQRT_2PI
         return normal.sum(-1) - preimage.log_det
 
     def rsample_log_prob(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ class SquashedNormal:
         noise = torch.empty(loc.shape, dtype=loc.dtype, device=loc.device).normal_()
         value = loc + noise * scale
         # (value - loc) / scale is the noise itself: its gradients cancel exactly, so it is used as is.
-        normal = -0.5 * noise ** 2 - scale.log() - LOG_SQRT_2PI
+        normal = -0.5 * noise**2 - scale.log() - LOG_SQRT_2PI
         return normal.sum(-1) - self._log_det(value)
 
     def _log_det(self, value: torch.Tensor) -> torch.Tensor:

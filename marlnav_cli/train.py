@@ -14,8 +14,15 @@ from torchrl.envs import TransformedEnv
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives.value import GAE
 
-from marlnav_cli.checkpoint import (Checkpoint, load_optimizer, load_weights, module_tensors, optimizer_tensors,
-                                    rng_state, weight_prefixes)
+from marlnav_cli.checkpoint import (
+    Checkpoint,
+    load_optimizer,
+    load_weights,
+    module_tensors,
+    optimizer_tensors,
+    rng_state,
+    weight_prefixes,
+)
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env
@@ -61,8 +68,13 @@ class TrainState:
 IterationCallback = Callable[[TrainState], None]
 
 
-def train(config: TrainConfig, device: torch.device, on_iteration: IterationCallback | None = None,
-          should_stop: Callable[[], bool] = lambda: False, resume: Checkpoint | None = None) -> TrainState:
+def train(
+    config: TrainConfig,
+    device: torch.device,
+    on_iteration: IterationCallback | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    resume: Checkpoint | None = None,
+) -> TrainState:
     """Run PPO until config.total_frames: collection, GAE, then config.num_epochs of minibatch updates.
 
     `should_stop` is asked after each iteration, so an interrupt never leaves half-updated weights.
@@ -75,15 +87,22 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
     groups = agent_groups(env)
     state = _build_state(config, env, device)
     policies, critics, optimiser = state.policies, state.critics, state.optimiser
-    group_parameters = {group.name: [*policies[group.name].parameters(), *critics[group.name].parameters()]
-                        for group in groups}
+    group_parameters = {
+        group.name: [*policies[group.name].parameters(), *critics[group.name].parameters()] for group in groups
+    }
     if resume is not None:
         _restore(state, resume)
     # One network and action box per group, shared by collection and the loss.
     actors = {group.name: tensor_policy(policies[group.name], group) for group in groups}
-    objectives = {group.name: PPOObjective(actors[group.name], TensorCritic(critics[group.name]),
-                                           clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff)
-                  for group in groups}
+    objectives = {
+        group.name: PPOObjective(
+            actors[group.name],
+            TensorCritic(critics[group.name]),
+            clip_epsilon=config.clip_epsilon,
+            entropy_coeff=config.entropy_coeff,
+        )
+        for group in groups
+    }
     advantage_modules = {group.name: _advantage_module(config, group, critics[group.name]) for group in groups}
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
@@ -114,7 +133,7 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
         for _ in range(config.num_epochs):
             order = torch.randperm(frames, device=device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
-                indices = order[start:start + config.minibatch_size]
+                indices = order[start : start + config.minibatch_size]
                 losses = {name: objectives[name](batch[indices]) for name, batch in batches.items()}
                 sum(group_losses.total() for group_losses in losses.values()).backward()
                 for name, group_losses in losses.items():
@@ -133,24 +152,34 @@ def train(config: TrainConfig, device: torch.device, on_iteration: IterationCall
             raise TrainingDiverged(f"loss or gradient became non-finite at iteration {iteration}")
         updates = config.num_epochs * config.minibatches_per_epoch
         now = time.perf_counter()
-        episode_rewards = {group.name: data.get(("next", *group.key("episode_reward")))[
-            data.get(("next", *group.key("done")))] for group in groups}
-        state.history.append({
-            "iteration": iteration,
-            "frames": iteration * config.frames_per_batch,
-            "wall_s": wall_before + now - started,
-            **_reward_metrics(torch.cat(list(episode_rewards.values()))),
-            **_loss_metrics(totals.sum(dim=0), updates, len(groups)),
-            "grad_norm_max": grad_norm_max.item(),
-            "collect_s": iteration_started - collect_started,
-            "train_s": now - iteration_started,
-            "frames_per_s": config.frames_per_batch / (now - collect_started),
-        })
+        episode_rewards = {
+            group.name: data.get(("next", *group.key("episode_reward")))[data.get(("next", *group.key("done")))]
+            for group in groups
+        }
+        state.history.append(
+            {
+                "iteration": iteration,
+                "frames": iteration * config.frames_per_batch,
+                "wall_s": wall_before + now - started,
+                **_reward_metrics(torch.cat(list(episode_rewards.values()))),
+                **_loss_metrics(totals.sum(dim=0), updates, len(groups)),
+                "grad_norm_max": grad_norm_max.item(),
+                "collect_s": iteration_started - collect_started,
+                "train_s": now - iteration_started,
+                "frames_per_s": config.frames_per_batch / (now - collect_started),
+            }
+        )
         if len(groups) > 1:  # each team's own figures too: in a competitive scenario the mean mixes them
             for group in groups:
-                state.history[-1].update({f"{group.name}/{name}": value for name, value in {
-                    **_reward_metrics(episode_rewards[group.name]),
-                    **_loss_metrics(logged_sums[group.name], updates, 1)}.items()})
+                state.history[-1].update(
+                    {
+                        f"{group.name}/{name}": value
+                        for name, value in {
+                            **_reward_metrics(episode_rewards[group.name]),
+                            **_loss_metrics(logged_sums[group.name], updates, 1),
+                        }.items()
+                    }
+                )
         if on_iteration is not None:
             on_iteration(state)
         if should_stop():
@@ -163,12 +192,12 @@ def _build_state(config: TrainConfig, env: TransformedEnv, device: torch.device)
     policies = build_policies(env, config, device)
     critics = build_critics(env, config, device)
     # Policies first, then critics: the order ClipPPOLoss gave with one group, so old checkpoints resume.
-    parameters = [p for policy in policies.values() for p in policy.parameters()] + \
-                 [p for critic in critics.values() for p in critic.parameters()]
+    parameters = [p for policy in policies.values() for p in policy.parameters()] + [
+        p for critic in critics.values() for p in critic.parameters()
+    ]
     # Fused Adam: one kernel over all parameters instead of small ops per tensor (docs/benchmarks.md).
     optimiser = torch.optim.Adam(parameters, lr=config.lr, fused=device.type in ("cpu", "cuda"))
-    return TrainState(config=config, groups=group_layout(env), policies=policies, critics=critics,
-                      optimiser=optimiser)
+    return TrainState(config=config, groups=group_layout(env), policies=policies, critics=critics, optimiser=optimiser)
 
 
 def _restore(state: TrainState, resume: Checkpoint) -> None:
@@ -193,16 +222,24 @@ def check_resumable(resume: Checkpoint) -> None:
 
 def _advantage_module(config: TrainConfig, group: AgentGroup, critic: TensorDictModule) -> GAE:
     advantage_module = GAE(gamma=config.gamma, lmbda=config.lmbda, value_network=critic)
-    advantage_module.set_keys(reward=group.key("reward"), value=group.key("state_value"), done=group.key("done"),
-                              terminated=group.key("terminated"), advantage=group.key("advantage"),
-                              value_target=group.key("value_target"))
+    advantage_module.set_keys(
+        reward=group.key("reward"),
+        value=group.key("state_value"),
+        done=group.key("done"),
+        terminated=group.key("terminated"),
+        advantage=group.key("advantage"),
+        value_target=group.key("value_target"),
+    )
     return advantage_module
 
 
 def _reward_metrics(episode_rewards: torch.Tensor) -> dict[str, float]:
     """Training episodes' rewards, per agent, of the episodes that ended in this batch."""
-    return {"reward_mean": episode_rewards.mean().item(), "reward_min": episode_rewards.min().item(),
-            "reward_max": episode_rewards.max().item()}
+    return {
+        "reward_mean": episode_rewards.mean().item(),
+        "reward_min": episode_rewards.min().item(),
+        "reward_max": episode_rewards.max().item(),
+    }
 
 
 def _loss_metrics(sums: torch.Tensor, updates: int, n_groups: int) -> dict[str, float]:

@@ -11,19 +11,35 @@ from marlnav_cli.experiment import evaluate_checkpoint
 from marlnav_cli.files import check_writable
 from marlnav_cli.metrics import new_figure, save_figure
 
-FIGURES = (("success_rate", "success rate"), ("mean_length", "mean episode length"),
-           ("mean_collisions", "collisions per episode"), ("mean_reward", "mean episode reward"))
+FIGURES = (
+    ("success_rate", "success rate"),
+    ("mean_length", "mean episode length"),
+    ("mean_collisions", "collisions per episode"),
+    ("mean_reward", "mean episode reward"),
+)
 
 
-def transfer(path: Path, team_sizes: list[int], out: Path, *, episodes: int, seed: int | None, device_name: str,
-             on_size: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
+def transfer(
+    path: Path,
+    team_sizes: list[int],
+    out: Path,
+    *,
+    episodes: int,
+    seed: int | None,
+    device_name: str,
+    on_size: Callable[[int], None] = lambda n: None,
+) -> list[dict[str, Any]]:
     """Evaluate at every team size, then plot the figures against team size into `out`."""
     check_png_path(out)
-    reports = evaluate_team_sizes(path, team_sizes, episodes=episodes, seed=seed, device_name=device_name,
-                                  on_size=on_size)
+    reports = evaluate_team_sizes(
+        path, team_sizes, episodes=episodes, seed=seed, device_name=device_name, on_size=on_size
+    )
     config = reports[0]
-    plot_transfer(reports, out, f"{path.name}: trained with {config['trained_n_agents']} agents, "
-                                f"{episodes} episodes per team size")
+    plot_transfer(
+        reports,
+        out,
+        f"{path.name}: trained with {config['trained_n_agents']} agents, {episodes} episodes per team size",
+    )
     return reports
 
 
@@ -33,14 +49,22 @@ def check_png_path(out: Path) -> None:
     check_writable(out)
 
 
-def evaluate_team_sizes(path: Path, team_sizes: list[int], *, episodes: int, seed: int | None, device_name: str,
-                        on_size: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
+def evaluate_team_sizes(
+    path: Path,
+    team_sizes: list[int],
+    *,
+    episodes: int,
+    seed: int | None,
+    device_name: str,
+    on_size: Callable[[int], None] = lambda n: None,
+) -> list[dict[str, Any]]:
     """`marlnav evaluate --n-agents K` for each K: the same episodes' seed at every size."""
     reports = []
     for n_agents in team_sizes:
         on_size(n_agents)
-        reports.append(evaluate_checkpoint(path, episodes=episodes, seed=seed, device_name=device_name,
-                                           n_agents=n_agents))
+        reports.append(
+            evaluate_checkpoint(path, episodes=episodes, seed=seed, device_name=device_name, n_agents=n_agents)
+        )
     return reports
 
 

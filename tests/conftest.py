@@ -11,8 +11,23 @@ import pytest
 from marlnav_cli.cli import run
 
 # A few envs, a few hundred frames, a small net: seconds on 2 cores, same code path as a real run.
-TINY_TRAIN = ["--frames", "200", "--frames-per-batch", "100", "--max-steps", "25", "--epochs", "2",
-              "--minibatch-size", "50", "--num-cells", "16", "--device", "cpu", "--quiet"]
+TINY_TRAIN = [
+    "--frames",
+    "200",
+    "--frames-per-batch",
+    "100",
+    "--max-steps",
+    "25",
+    "--epochs",
+    "2",
+    "--minibatch-size",
+    "50",
+    "--num-cells",
+    "16",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @dataclass

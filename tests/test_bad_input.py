@@ -29,7 +29,10 @@ CASES = {
     "empty-checkpoint": (["evaluate", "{tmp}/empty.safetensors"], "is empty"),
     "text-checkpoint": (["evaluate", "{tmp}/text.safetensors"], "not a readable safetensors"),
     "episodes-zero": (["evaluate", "{ckpt}", "--episodes", "0"], "--episodes must be a positive integer"),
-    "n-agents-other-scenario": (["evaluate", "{ckpt}", "--scenario", "balance"], "scenario 'navigation', not 'balance'"),
+    "n-agents-other-scenario": (
+        ["evaluate", "{ckpt}", "--scenario", "balance"],
+        "scenario 'navigation', not 'balance'",
+    ),
     "gif-wrong-extension": (["render", "{ckpt}", "{tmp}/out.mp4"], "must end in .gif"),
     "gif-folder-missing": (["render", "{ckpt}", "{tmp}/missing/out.gif"], "does not exist"),
     "render-one-path": (["render", "{ckpt}"], "give CHECKPOINT and OUT.gif"),
@@ -38,8 +41,10 @@ CASES = {
     "rollout-bad-checkpoint": (["rollout", "--checkpoint", "{tmp}/text.safetensors"], "not a readable"),
     "resume-missing": (["train", "--resume", "{tmp}/none.safetensors"], "does not exist"),
     "resume-foreign-file": (["train", "--resume", "{tmp}/text.safetensors"], "not a readable safetensors"),
-    "checkpoint-every-zero": (["train", *TINY_TRAIN, "--checkpoint-every", "0", "--out", "{tmp}/run"],
-                              "--checkpoint-every must be a positive integer"),
+    "checkpoint-every-zero": (
+        ["train", *TINY_TRAIN, "--checkpoint-every", "0", "--out", "{tmp}/run"],
+        "--checkpoint-every must be a positive integer",
+    ),
     "inspect-zero-envs": (["inspect-specs", "--num-envs", "0"], "--num-envs must be a positive integer"),
     "inspect-unknown-scenario": (["inspect-specs", "--scenario", "nowhere"], "unknown VMAS scenario"),
     # Option values at their extremes
@@ -82,8 +87,7 @@ CASES = {
 
 
 @pytest.mark.parametrize(("args", "message"), list(CASES.values()), ids=list(CASES))
-def test_bad_input_is_refused_in_one_line(cli, checkpoint: Path, tmp_path: Path, args: list[str],
-                                          message: str) -> None:
+def test_bad_input_is_refused_in_one_line(cli, checkpoint: Path, tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "text.safetensors").write_text("hello")
     os.mkfifo(tmp_path / "fifo.toml")

@@ -9,8 +9,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from marlnav_cli.checkpoint import (CRITIC_PREFIX, FORMAT_VERSION, POLICY_PREFIX, module_tensors, read_checkpoint,
-                                    save_checkpoint)
+from marlnav_cli.checkpoint import (
+    CRITIC_PREFIX,
+    FORMAT_VERSION,
+    POLICY_PREFIX,
+    module_tensors,
+    read_checkpoint,
+    save_checkpoint,
+)
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import group_layout, make_env
 from marlnav_cli.errors import CheckpointError, ConfigError
@@ -18,8 +24,9 @@ from marlnav_cli.experiment import load_policy
 from marlnav_cli.models import build_critics, build_policies
 
 CPU = torch.device("cpu")
-SMALL = TrainConfig(num_cells=8, depth=1, frames_per_batch=100, max_steps=25, minibatch_size=50,
-                    total_frames=100, share_policy=False)
+SMALL = TrainConfig(
+    num_cells=8, depth=1, frames_per_batch=100, max_steps=25, minibatch_size=50, total_frames=100, share_policy=False
+)
 
 
 def _save_small(path: Path, config: TrainConfig = SMALL) -> torch.nn.Module:
@@ -69,13 +76,28 @@ def _write_raw(path: Path, tensors: dict, metadata: dict) -> Path:
         (lambda p: (p.write_bytes(b"not a checkpoint at all, just text"), p)[1], "not a readable safetensors"),
         (lambda p: (p.write_bytes(b"\x80\x04\x95" + b"\x00" * 64), p)[1], "not a readable safetensors"),
         (lambda p: _write_raw(p, {"w": torch.zeros(3)}, {"format": "other"}), "not a marlnav checkpoint"),
-        (lambda p: _write_raw(p, {"w": torch.zeros(3)}, {"format": "marlnav-checkpoint",
-                                                          "format_version": str(FORMAT_VERSION + 1),
-                                                          "config": SMALL.to_json()}), "newer"),
-        (lambda p: _write_raw(p, {"w": torch.zeros(3)}, {"format": "marlnav-checkpoint", "format_version": "1",
-                                                          "config": "{broken"}), "invalid config"),
-        (lambda p: _write_raw(p, {"w": torch.zeros(3)}, {"format": "marlnav-checkpoint", "format_version": "1",
-                                                          "config": SMALL.to_json()}), "don't fit"),
+        (
+            lambda p: _write_raw(
+                p,
+                {"w": torch.zeros(3)},
+                {"format": "marlnav-checkpoint", "format_version": str(FORMAT_VERSION + 1), "config": SMALL.to_json()},
+            ),
+            "newer",
+        ),
+        (
+            lambda p: _write_raw(
+                p, {"w": torch.zeros(3)}, {"format": "marlnav-checkpoint", "format_version": "1", "config": "{broken"}
+            ),
+            "invalid config",
+        ),
+        (
+            lambda p: _write_raw(
+                p,
+                {"w": torch.zeros(3)},
+                {"format": "marlnav-checkpoint", "format_version": "1", "config": SMALL.to_json()},
+            ),
+            "don't fit",
+        ),
     ],
     ids=["missing", "empty", "text", "pickle", "foreign-safetensors", "newer-format", "bad-config", "no-weights"],
 )
@@ -101,8 +123,12 @@ def test_weights_that_dont_fit_the_config_are_refused(tmp_path: Path) -> None:
     tensors = dict(checkpoint.tensors)
     name = next(n for n in tensors if n.startswith("policy.") and n.endswith("weight"))
     tensors[name] = torch.zeros(*tensors[name].shape[:-1], tensors[name].shape[-1] + 1)
-    metadata = {"format": "marlnav-checkpoint", "format_version": "1", "config": SMALL.to_json(),
-                "summary": json.dumps({})}
+    metadata = {
+        "format": "marlnav-checkpoint",
+        "format_version": "1",
+        "config": SMALL.to_json(),
+        "summary": json.dumps({}),
+    }
     _write_raw(path, tensors, metadata)
     with pytest.raises(CheckpointError, match="has shape"):
         load_policy(path, device_name="cpu")

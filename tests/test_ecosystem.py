@@ -23,11 +23,29 @@ def test_default_run_folder_is_named_after_the_run(cli, tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.stderr
     folder = Path(result.json()["run_folder"])
     assert folder.parent == Path("checkpoints") and folder.name.startswith("navigation-3ag-ippo-seed4-")
-    assert {p.name for p in folder.iterdir()} >= {"policy.safetensors", "best.safetensors", "metrics.csv",
-                                                   "metrics.jsonl", "curve.png", "config.toml"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "policy.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "metrics.jsonl",
+        "curve.png",
+        "config.toml",
+    }
     row = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
-    for key in ("frames", "wall_s", "reward_mean", "reward_min", "reward_max", "loss_objective", "loss_critic",
-                "loss_entropy", "entropy", "frames_per_s", "collect_s", "train_s"):
+    for key in (
+        "frames",
+        "wall_s",
+        "reward_mean",
+        "reward_min",
+        "reward_max",
+        "loss_objective",
+        "loss_critic",
+        "loss_entropy",
+        "entropy",
+        "frames_per_s",
+        "collect_s",
+        "train_s",
+    ):
         assert key in row
 
 
@@ -40,8 +58,20 @@ def test_config_toml_reproduces_the_run(cli, trained_run: Path, tmp_path: Path) 
 
 
 def test_command_line_overrides_config_file(cli, trained_run: Path, tmp_path: Path) -> None:
-    result = cli("train", "--config", trained_run / "config.toml", "--seed", "9", "--frames", "100",
-                 "--device", "cpu", "--quiet", "--out", tmp_path / "run")
+    result = cli(
+        "train",
+        "--config",
+        trained_run / "config.toml",
+        "--seed",
+        "9",
+        "--frames",
+        "100",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 0, result.stderr
     settings = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
     assert settings["seed"] == 9 and settings["total_frames"] == 100 and settings["num_cells"] == 16
@@ -58,10 +88,13 @@ def test_bad_config_file_is_refused(cli, tmp_path: Path) -> None:
 
 def test_scenario_args_are_typed_and_reach_vmas(cli) -> None:
     with_lidar = cli("inspect-specs", "--num-envs", "2", "--device", "cpu", "--json").json()
-    without = cli("inspect-specs", "--num-envs", "2", "--device", "cpu", "--json",
-                  "--scenario-arg", "collisions=false").json()
-    lidar_rays = with_lidar["observation_spec"]["agents"]["observation"]["shape"][-1] - \
-        without["observation_spec"]["agents"]["observation"]["shape"][-1]
+    without = cli(
+        "inspect-specs", "--num-envs", "2", "--device", "cpu", "--json", "--scenario-arg", "collisions=false"
+    ).json()
+    lidar_rays = (
+        with_lidar["observation_spec"]["agents"]["observation"]["shape"][-1]
+        - without["observation_spec"]["agents"]["observation"]["shape"][-1]
+    )
     assert lidar_rays == 12  # navigation's lidar exists only with collisions on
     result = cli("inspect-specs", "--num-envs", "2", "--scenario-arg", "colisions=false")
     assert result.exit_code == 2 and "takes no argument colisions" in result.stderr
@@ -90,8 +123,9 @@ def test_compare_overlays_runs(cli, trained_run: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     rows = result.json()["runs"]
     assert [row["seed"] for row in rows] == [3, 5]
-    assert rows[1]["final_reward"] == pytest.approx(json.loads(
-        (other / "metrics.jsonl").read_text().splitlines()[-1])["reward_mean"])
+    assert rows[1]["final_reward"] == pytest.approx(
+        json.loads((other / "metrics.jsonl").read_text().splitlines()[-1])["reward_mean"]
+    )
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert cli("compare", tmp_path / "nothing").exit_code == 2
 
@@ -100,8 +134,9 @@ def test_export_writes_small_policy_only_checkpoint(cli, checkpoint: Path, tmp_p
     small = tmp_path / "small.safetensors"
     assert cli("export", checkpoint, small).exit_code == 0
     assert small.stat().st_size < checkpoint.stat().st_size / 3
-    assert set(read_checkpoint(small).tensors) == {n for n in read_checkpoint(checkpoint).tensors
-                                                   if n.startswith("policy.")}
+    assert set(read_checkpoint(small).tensors) == {
+        n for n in read_checkpoint(checkpoint).tensors if n.startswith("policy.")
+    }
     assert cli("evaluate", small, "--episodes", "2", "--device", "cpu", "--json").exit_code == 0
     refused = cli("train", "--resume", small, "--device", "cpu")
     assert refused.exit_code == 2 and "holds only the policy" in refused.stderr

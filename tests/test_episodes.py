@@ -23,9 +23,15 @@ def _rollout(done_at: list[int | None], steps: int = 5, agents: int = 2) -> Tens
     collisions = torch.zeros(envs, steps, agents, 1)
     collisions[:, 0, 0] = -1.0
     collisions[:, -1, 1] = -1.0  # only inside an episode that lasts to the end
-    return TensorDict({"next": {"done": done, "agents": {"reward": torch.ones(envs, steps, agents, 1),
-                                                         "info": {"agent_collisions": collisions}}}},
-                      batch_size=[envs, steps])
+    return TensorDict(
+        {
+            "next": {
+                "done": done,
+                "agents": {"reward": torch.ones(envs, steps, agents, 1), "info": {"agent_collisions": collisions}},
+            }
+        },
+        batch_size=[envs, steps],
+    )
 
 
 def test_first_episode_reward_length_end_and_collisions() -> None:
@@ -37,8 +43,9 @@ def test_first_episode_reward_length_end_and_collisions() -> None:
 
 
 def test_summary_figures() -> None:
-    summary = summarise(first_episode_stats(_rollout([1, None, 4]), ONE_GROUP), ONE_GROUP,
-                        end_meaning("navigation", {}))
+    summary = summarise(
+        first_episode_stats(_rollout([1, None, 4]), ONE_GROUP), ONE_GROUP, end_meaning("navigation", {})
+    )
     assert summary["mean_reward"] == pytest.approx(4.0)
     assert summary["groups"]["agents"]["mean_reward"] == pytest.approx(4.0)
     assert summary["success_rate"] == summary["ended_early_rate"] == pytest.approx(2 / 3)

@@ -12,13 +12,12 @@ import pytest
 import torch
 from torchrl.collectors import Collector
 from torchrl.modules import TanhNormal
-from torchrl.objectives import ClipPPOLoss
 
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import agent_groups, make_env
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, joint_actor, tensor_policy
-from marlnav_cli.ppo import PPOBatch, PPOObjective
+from marlnav_cli.ppo import PPOBatch, PPOObjective, clip_ppo_loss_for
 from marlnav_cli.rng import capture_rng, restore_rng
 from marlnav_cli.tanh_normal import SquashedNormal
 
@@ -26,8 +25,9 @@ CPU = torch.device("cpu")
 COLLECTED = {
     # Balance: a random policy drops the package now and then, so some envs end mid-batch and reset alone.
     "balance": TrainConfig(scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16),
-    "balance-discrete": TrainConfig(scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16,
-                                    discrete=True),
+    "balance-discrete": TrainConfig(
+        scenario="balance", frames_per_batch=8 * 100, max_steps=100, num_cells=16, discrete=True
+    ),
     # Two groups (three adversaries, one agent), each with its own policy.
     "simple_tag": TrainConfig(scenario="simple_tag", n_agents=4, frames_per_batch=4 * 30, max_steps=30, num_cells=16),
     # Rewards come as [envs, 1] per agent.
@@ -45,8 +45,13 @@ def _env_and_policies(config: TrainConfig):
 def _compared_keys(env) -> list[tuple[str, ...]]:
     keys: list[tuple[str, ...]] = [("next", "done"), ("next", "terminated")]
     for group in agent_groups(env):
-        keys += [group.key("observation"), group.key("action"), ("next", *group.key("observation")),
-                 ("next", *group.key("reward")), ("next", *group.key("episode_reward"))]
+        keys += [
+            group.key("observation"),
+            group.key("action"),
+            ("next", *group.key("observation")),
+            ("next", *group.key("reward")),
+            ("next", *group.key("episode_reward")),
+        ]
     return keys
 
 
@@ -54,9 +59,16 @@ def _compared_keys(env) -> list[tuple[str, ...]]:
 def test_collection_equals_torchrl_collector_frame_by_frame(name: str) -> None:
     config = COLLECTED[name]
     env, policies = _env_and_policies(config)
-    collector = Collector(env, joint_actor(policies), frames_per_batch=config.frames_per_batch,
-                          total_frames=config.frames_per_batch, reset_at_each_iter=True, device=CPU,
-                          storing_device=CPU, auto_register_policy_transforms=False)
+    collector = Collector(
+        env,
+        joint_actor(policies),
+        frames_per_batch=config.frames_per_batch,
+        total_frames=config.frames_per_batch,
+        reset_at_each_iter=True,
+        device=CPU,
+        storing_device=CPU,
+        auto_register_policy_transforms=False,
+    )
     start = capture_rng()  # after the Collector's own construction-time reset
     expected = next(iter(collector))
     collector.shutdown()
@@ -76,8 +88,12 @@ def test_collection_equals_torchrl_collector_frame_by_frame(name: str) -> None:
         # Scored once per batch here, per step there (and TorchRL may score the pre-tanh draw): float noise only.
         actor = actors[group.name]
         action = actor.prepare(ours.get(group.key("action")))
-        torch.testing.assert_close(actor.log_prob(ours.get(group.key("observation")), action),
-                                   expected.get(group.key("action_log_prob")), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            actor.log_prob(ours.get(group.key("observation")), action),
+            expected.get(group.key("action_log_prob")),
+            rtol=1e-4,
+            atol=1e-4,
+        )
 
 
 LOSS_CASES = {
@@ -93,9 +109,18 @@ LOSS_CASES = {
 @pytest.mark.parametrize("case", list(LOSS_CASES))
 def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
     options = LOSS_CASES[case]
-    config = TrainConfig(scenario=options["scenario"], n_agents=options["n_agents"], frames_per_batch=4 * 40,
-                         max_steps=40, num_cells=16, mappo=options["mappo"], entropy_coeff=0.01,
-                         share_policy=options["shared"], share_critic=options["shared"], discrete=options["discrete"])
+    config = TrainConfig(
+        scenario=options["scenario"],
+        n_agents=options["n_agents"],
+        frames_per_batch=4 * 40,
+        max_steps=40,
+        num_cells=16,
+        mappo=options["mappo"],
+        entropy_coeff=0.01,
+        share_policy=options["shared"],
+        share_critic=options["shared"],
+        discrete=options["discrete"],
+    )
     env, policies = _env_and_policies(config)
     critics = build_critics(env, config, CPU)
     with torch.no_grad():
@@ -111,11 +136,9 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
         minibatch.set(log_prob_key, behaviour_log_prob)
         parameters = [*policy.parameters(), *critic.parameters()]
 
-        reference = ClipPPOLoss(actor_network=policy, critic_network=critic, clip_epsilon=config.clip_epsilon,
-                                entropy_coeff=config.entropy_coeff, normalize_advantage=False)
-        reference.set_keys(value=group.key("state_value"), action=group.key("action"), sample_log_prob=log_prob_key,
-                           advantage=group.key("advantage"), value_target=group.key("value_target"),
-                           reward=group.key("reward"), done=group.key("done"), terminated=group.key("terminated"))
+        reference = clip_ppo_loss_for(
+            policy, critic, group, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+        )
         torch.manual_seed(1)
         expected = reference(minibatch)
         assert 0 < expected["clip_fraction"] < 1
@@ -123,15 +146,20 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
         expected_grads = torch.autograd.grad(expected_total, parameters)
 
         actor = tensor_policy(policy, group)
-        objective = PPOObjective(actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon,
-                                 entropy_coeff=config.entropy_coeff)
+        objective = PPOObjective(
+            actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+        )
         batch = PPOBatch.from_rollout(minibatch, group, actor, log_prob=behaviour_log_prob)
         torch.manual_seed(1)
         losses = objective(batch)
         grads = torch.autograd.grad(losses.total(), parameters)
 
-        for ours, theirs in ((losses.objective, "loss_objective"), (losses.critic, "loss_critic"),
-                             (losses.entropy_bonus, "loss_entropy"), (losses.entropy, "entropy")):
+        for ours, theirs in (
+            (losses.objective, "loss_objective"),
+            (losses.critic, "loss_critic"),
+            (losses.entropy_bonus, "loss_entropy"),
+            (losses.entropy, "entropy"),
+        ):
             torch.testing.assert_close(ours, expected[theirs], msg=f"{group.name}: {theirs} differs")
         for ours, theirs in zip(grads, expected_grads):
             torch.testing.assert_close(ours, theirs)
@@ -146,15 +174,17 @@ def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_on
     squash = SquashedNormal(low, high)
     action = reference.sample()
 
-    torch.testing.assert_close(squash.log_prob(loc, scale, squash.preimage(action)), reference.log_prob(action),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        squash.log_prob(loc, scale, squash.preimage(action)), reference.log_prob(action), rtol=1e-4, atol=1e-4
+    )
     torch.manual_seed(3)
     _, expected = reference.rsample_and_log_prob()
     torch.manual_seed(3)
     ours = squash.rsample_log_prob(loc, scale)
     torch.testing.assert_close(ours, expected)
-    for mine, theirs in zip(torch.autograd.grad(ours.sum(), (loc, scale)),
-                            torch.autograd.grad(expected.sum(), (loc, scale))):
+    for mine, theirs in zip(
+        torch.autograd.grad(ours.sum(), (loc, scale)), torch.autograd.grad(expected.sum(), (loc, scale))
+    ):
         torch.testing.assert_close(mine, theirs)
     torch.manual_seed(4)
     drawn = squash.sample(loc, scale)

@@ -32,9 +32,15 @@ def test_shipped_policy_exports_with_parity_and_self_describing_metadata(shipped
     metadata = {entry.key: entry.value for entry in onnx.load(str(shipped_onnx)).metadata_props}
     assert json.loads(metadata["config"])["scenario"] == "navigation"
     layout = json.loads(metadata["layout"])
-    assert layout == {"agents": {"input": "observation_agents", "output": "action_agents",
-                                 "agent_names": ["agent_0", "agent_1", "agent_2"], "agent_indices": [0, 1, 2],
-                                 "observation_size": 18}}
+    assert layout == {
+        "agents": {
+            "input": "observation_agents",
+            "output": "action_agents",
+            "agent_names": ["agent_0", "agent_1", "agent_2"],
+            "agent_indices": [0, 1, 2],
+            "observation_size": 18,
+        }
+    }
     assert json.loads(metadata["action_bounds"]) == {"agents": {"low": [[-1.0, -1.0]] * 3, "high": [[1.0, 1.0]] * 3}}
     assert metadata["action_type"] == "continuous" and metadata["episode_end"] == "success"
     session = onnxruntime.InferenceSession(str(shipped_onnx))
@@ -61,16 +67,20 @@ def test_runner_reaches_the_success_rate_of_marlnav_evaluate(cli, shipped_onnx: 
     assert runner["mean_length"] == pytest.approx(marlnav["policy"]["mean_length"], abs=1e-4)
 
 
-@pytest.mark.parametrize("task", [["--discrete"], ["--scenario", "simple_tag"], ["--no-share-policy"]],
-                         ids=["discrete", "two-groups", "per-agent-weights"])
+@pytest.mark.parametrize(
+    "task",
+    [["--discrete"], ["--scenario", "simple_tag"], ["--no-share-policy"]],
+    ids=["discrete", "two-groups", "per-agent-weights"],
+)
 def test_other_policies_export_with_parity(cli, tmp_path: Path, task: list[str]) -> None:
     assert cli("train", *TINY_TRAIN, *task, "--out", tmp_path / "run").exit_code == 0
     result = cli("export", tmp_path / "run" / "policy.safetensors", tmp_path / "policy.onnx", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["max_abs_difference"] <= 1e-5
     inputs = [node.name for node in onnxruntime.InferenceSession(str(tmp_path / "policy.onnx")).get_inputs()]
-    assert inputs == (["observation_adversary", "observation_agent"] if "simple_tag" in task
-                      else ["observation_agents"])
+    assert inputs == (
+        ["observation_adversary", "observation_agent"] if "simple_tag" in task else ["observation_agents"]
+    )
 
 
 def test_failed_parity_check_leaves_nothing(cli, tmp_path: Path, monkeypatch) -> None:
@@ -124,8 +134,9 @@ def test_team_size_refusals(cli, tmp_path: Path) -> None:
     for name, (task, size, message) in cases.items():
         folder = tmp_path / name
         assert cli("train", *TINY_TRAIN, *task, "--out", folder).exit_code == 0, name
-        result = cli("evaluate", folder / "policy.safetensors", "--n-agents", size, "--episodes", "2",
-                     "--device", "cpu")
+        result = cli(
+            "evaluate", folder / "policy.safetensors", "--n-agents", size, "--episodes", "2", "--device", "cpu"
+        )
         assert result.exit_code == 2 and message in result.stderr, (name, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
 

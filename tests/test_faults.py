@@ -25,13 +25,17 @@ MARLNAV = [sys.executable, "-c", "from marlnav_cli.cli import main; main()"]
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), "pt") as reader:
-        return {name: reader.get_tensor(name) for name in reader.keys()}, dict(reader.metadata())
+        tensors = {name: reader.get_tensor(name) for name in reader.keys()}  # noqa: SIM118 - not a dict
+        return tensors, dict(reader.metadata())
 
 
 def _tampered(source: Path, target: Path, *, tensors=None, metadata=None) -> Path:
     original_tensors, original_metadata = _load(source)
-    save_file({**original_tensors, **(tensors or {})} if tensors is not None else original_tensors, str(target),
-              metadata={**original_metadata, **(metadata or {})})
+    save_file(
+        {**original_tensors, **(tensors or {})} if tensors is not None else original_tensors,
+        str(target),
+        metadata={**original_metadata, **(metadata or {})},
+    )
     return target
 
 
@@ -62,10 +66,16 @@ def _crafted(checkpoint: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "float64-weights": ({weight: tensors[weight].double()}, None, "is float64, not float32"),
         "int32-weights": ({weight: tensors[weight].int()}, None, "is int32, not float32"),
         "rng-wrong-length": ({"rng.torch": tensors["rng.torch"][:100]}, None, "not a random-number state"),
-        "rng-wrong-dtype": ({"rng.vmas.numpy.keys": tensors["rng.vmas.numpy.keys"].float()}, None,
-                            "not a random-number state"),
-        "rng-refused": ({"rng.vmas.python.state": torch.cat([tensors["rng.vmas.python.state"][:-1],
-                                                             torch.tensor([10_000])])}, None, "generators refuse"),
+        "rng-wrong-dtype": (
+            {"rng.vmas.numpy.keys": tensors["rng.vmas.numpy.keys"].float()},
+            None,
+            "not a random-number state",
+        ),
+        "rng-refused": (
+            {"rng.vmas.python.state": torch.cat([tensors["rng.vmas.python.state"][:-1], torch.tensor([10_000])])},
+            None,
+            "generators refuse",
+        ),
         "optimizer-wrong-shape": ({moment: torch.zeros(tensors[moment].numel() * 4)}, None, "has shape"),
         "optimizer-nan": ({moment: torch.full_like(tensors[moment], float("nan"))}, None, "NaN or infinite"),
         "optimizer-bad-name": ({"optimizer.first.exp_avg": torch.zeros(3)}, None, "no complete optimizer state"),
@@ -77,18 +87,34 @@ def _crafted(checkpoint: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "huge-lr": (None, {"config": _config_with(checkpoint, lr=10**400)}, "too large"),
         "huge-net": (None, {"config": _config_with(checkpoint, num_cells=10**9)}, "GiB"),
         "huge-frames": (None, {"config": _config_with(checkpoint, total_frames=10**400)}, "--frames must be"),
-        "missing-key": (None, {"config": json.dumps({k: v for k, v in json.loads(_load(checkpoint)[1]["config"]).items()
-                                                     if k != "lr"})}, "config lacks keys: lr"),
+        "missing-key": (
+            None,
+            {"config": json.dumps({k: v for k, v in json.loads(_load(checkpoint)[1]["config"]).items() if k != "lr"})},
+            "config lacks keys: lr",
+        ),
     }
-    return {name: (_tampered(checkpoint, tmp_path / f"{name}.safetensors", tensors=t, metadata=m), message)
-            for name, (t, m, message) in cases.items()}
+    return {
+        name: (_tampered(checkpoint, tmp_path / f"{name}.safetensors", tensors=t, metadata=m), message)
+        for name, (t, m, message) in cases.items()
+    }
 
 
 def test_tampered_checkpoints_are_refused_whole_before_use(cli, checkpoint: Path, tmp_path: Path) -> None:
     """Each part checked, whether the policy is only evaluated or training resumes from it all."""
-    policy_only_faults = {"nan-weights", "float64-weights", "int32-weights", "summary-list", "summary-null",
-                          "history-not-records", "history-object", "negative-version", "huge-lr", "huge-net",
-                          "huge-frames", "missing-key"}
+    policy_only_faults = {
+        "nan-weights",
+        "float64-weights",
+        "int32-weights",
+        "summary-list",
+        "summary-null",
+        "history-not-records",
+        "history-object",
+        "negative-version",
+        "huge-lr",
+        "huge-net",
+        "huge-frames",
+        "missing-key",
+    }
     for name, (path, message) in _crafted(checkpoint, tmp_path).items():
         if name in policy_only_faults:
             _one_line_refusal(cli("evaluate", path, "--episodes", "2", "--device", "cpu"), message)
@@ -119,8 +145,9 @@ def test_disk_full_during_training_keeps_the_last_good_checkpoint(cli, tmp_path:
 
 
 @pytest.mark.parametrize("command", ["render", "export", "compare"])
-def test_disk_full_on_other_outputs_is_one_line(cli, checkpoint: Path, tmp_path: Path, monkeypatch,
-                                                command: str) -> None:
+def test_disk_full_on_other_outputs_is_one_line(
+    cli, checkpoint: Path, tmp_path: Path, monkeypatch, command: str
+) -> None:
     import marlnav_cli.files as files
 
     real_replace = files.os.replace
@@ -129,9 +156,11 @@ def test_disk_full_on_other_outputs_is_one_line(cli, checkpoint: Path, tmp_path:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files.os, "replace", disk_full)
-    args = {"render": ["render", checkpoint, tmp_path / "out.gif", "--device", "cpu"],
-            "export": ["export", checkpoint, tmp_path / "small.safetensors"],
-            "compare": ["compare", checkpoint.parent, "--out", tmp_path / "out.png"]}[command]
+    args = {
+        "render": ["render", checkpoint, tmp_path / "out.gif", "--device", "cpu"],
+        "export": ["export", checkpoint, tmp_path / "small.safetensors"],
+        "compare": ["compare", checkpoint.parent, "--out", tmp_path / "out.png"],
+    }[command]
     _one_line_refusal(cli(*args), "No space left on device")
     monkeypatch.setattr(files.os, "replace", real_replace)
     assert list(tmp_path.iterdir()) == []
@@ -139,8 +168,12 @@ def test_disk_full_on_other_outputs_is_one_line(cli, checkpoint: Path, tmp_path:
 
 def test_sigterm_stops_like_ctrl_c_and_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    process = subprocess.Popen([*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 120
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
@@ -155,13 +188,18 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_a_loadable_checkpoint(tmp_path: Pa
 
 def test_a_run_folder_belongs_to_one_run(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    first = subprocess.Popen([*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (run / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
-    second = subprocess.run([*MARLNAV, "train", *TINY_TRAIN, "--seed", "9", "--out", str(run)],
-                            capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [*MARLNAV, "train", *TINY_TRAIN, "--seed", "9", "--out", str(run)], capture_output=True, text=True, timeout=120
+    )
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=120)
     assert second.returncode == 2 and "another marlnav process is writing into" in second.stderr
@@ -190,15 +228,20 @@ def test_a_failed_train_leaves_no_run_folder(cli, tmp_path: Path, monkeypatch) -
         raise ConfigError("refused after the folder was made")
 
     monkeypatch.setattr(experiment, "train", refuse)
-    _one_line_refusal(cli("train", *TINY_TRAIN, "--out", tmp_path / "run"), "refused after the folder was made",
-                      during_run=True)
+    _one_line_refusal(
+        cli("train", *TINY_TRAIN, "--out", tmp_path / "run"), "refused after the folder was made", during_run=True
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_compare_refuses_broken_run_folders(cli, trained_run: Path, tmp_path: Path) -> None:
-    cases = {"binary": b"\xff\xfe\x00garbage", "missing-keys": b'{"frames": 100}\n',
-             "list": b"[1, 2, 3]\n", "strings": b'{"frames": "many", "reward_mean": "good", "wall_s": "soon"}\n',
-             "nan": b'{"frames": 100, "reward_mean": NaN, "wall_s": 1.0}\n'}
+    cases = {
+        "binary": b"\xff\xfe\x00garbage",
+        "missing-keys": b'{"frames": 100}\n',
+        "list": b"[1, 2, 3]\n",
+        "strings": b'{"frames": "many", "reward_mean": "good", "wall_s": "soon"}\n',
+        "nan": b'{"frames": 100, "reward_mean": NaN, "wall_s": 1.0}\n',
+    }
     for name, content in cases.items():
         folder = tmp_path / name
         folder.mkdir()
@@ -234,14 +277,16 @@ def _mutations(path: Path, rng: random.Random):
                 tensor.view(-1)[rng.randrange(tensor.numel())] = rng.choice([float("nan"), float("inf"), 1e30, -7.0])
             changed_tensors[name] = tensor
         elif kind == "dtype":
-            changed_tensors[name] = changed_tensors[name].to(rng.choice([torch.float16, torch.float64, torch.int32,
-                                                                         torch.bool, torch.uint8]))
+            changed_tensors[name] = changed_tensors[name].to(
+                rng.choice([torch.float16, torch.float64, torch.int32, torch.bool, torch.uint8])
+            )
         elif kind == "drop":
             del changed_tensors[name]
         else:
             key = rng.choice(sorted(metadata))
-            changed_metadata[key] = rng.choice(['"text"', "null", "[]", "{}", "-1", "1e400", "NaN", "{broken",
-                                                json.dumps(rng.random())])
+            changed_metadata[key] = rng.choice(
+                ['"text"', "null", "[]", "{}", "-1", "1e400", "NaN", "{broken", json.dumps(rng.random())]
+            )
         target = path.with_name("mutated.safetensors")
         save_file(changed_tensors, str(target), metadata=changed_metadata)
         yield kind, target.read_bytes()
@@ -255,8 +300,10 @@ def test_random_mutations_of_a_checkpoint_never_give_a_traceback(cli, checkpoint
     outcomes = {0: 0, 2: 0}
     for number, (kind, content) in enumerate(_mutations(source, random.Random(20261127))):
         mutated.write_bytes(content)
-        for args in (["evaluate", mutated, "--episodes", "2", "--device", "cpu", "--json"],
-                     ["train", "--resume", mutated, "--device", "cpu", "--quiet", "--json"]):
+        for args in (
+            ["evaluate", mutated, "--episodes", "2", "--device", "cpu", "--json"],
+            ["train", "--resume", mutated, "--device", "cpu", "--quiet", "--json"],
+        ):
             result = cli(*args)
             assert result.exit_code in (0, 2), (number, kind, args[0], result.stderr)
             if result.exit_code == 2:

@@ -20,9 +20,21 @@ from tests.conftest import TINY_TRAIN
 def test_sigint_during_train_saves_checkpoint_and_exits_130(tmp_path: Path) -> None:
     run_folder = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from marlnav_cli.cli import main; main()", "train", *TINY_TRAIN,
-         "--frames", "100000", "--out", str(run_folder)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from marlnav_cli.cli import main; main()",
+            "train",
+            *TINY_TRAIN,
+            "--frames",
+            "100000",
+            "--out",
+            str(run_folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = run_folder / "metrics.jsonl"
     deadline = time.time() + 120
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
@@ -52,7 +64,10 @@ def _train_metrics(folder: Path) -> list[dict]:
 
 def _assert_same_run(split: Path, straight: Path) -> None:
     assert _train_metrics(split) == _train_metrics(straight)
-    resumed, uninterrupted = read_checkpoint(split / "policy.safetensors"), read_checkpoint(straight / "policy.safetensors")
+    resumed, uninterrupted = (
+        read_checkpoint(split / "policy.safetensors"),
+        read_checkpoint(straight / "policy.safetensors"),
+    )
     assert resumed.tensors.keys() == uninterrupted.tensors.keys()
     for name, tensor in uninterrupted.tensors.items():
         torch.testing.assert_close(resumed.tensors[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
@@ -82,8 +97,9 @@ def test_interrupted_run_resumes_bit_exactly(cli, tmp_path: Path) -> None:
     _assert_same_run(split, straight)
 
 
-@pytest.mark.parametrize("task", [[], ["--discrete"], ["--scenario", "simple_tag"]],
-                         ids=["navigation", "discrete", "two-groups"])
+@pytest.mark.parametrize(
+    "task", [[], ["--discrete"], ["--scenario", "simple_tag"]], ids=["navigation", "discrete", "two-groups"]
+)
 def test_resume_extends_a_finished_run_bit_exactly(cli, tmp_path: Path, task: list[str]) -> None:
     """With a constant learning rate, 200 frames then --frames 400 equal 400 uninterrupted."""
     straight, split = tmp_path / "straight", tmp_path / "split"

@@ -16,8 +16,23 @@ from marlnav_cli.config import available_scenarios
 from marlnav_cli.scenarios import EpisodeEnd, end_meaning
 
 # One iteration of 4 envs x 10 steps through 8-unit nets: the same code path as a real run, in a second.
-ONE_ITERATION = ["--frames", "40", "--frames-per-batch", "40", "--max-steps", "10", "--epochs", "1",
-                 "--minibatch-size", "20", "--num-cells", "8", "--device", "cpu", "--quiet"]
+ONE_ITERATION = [
+    "--frames",
+    "40",
+    "--frames-per-batch",
+    "40",
+    "--max-steps",
+    "10",
+    "--epochs",
+    "1",
+    "--minibatch-size",
+    "20",
+    "--num-cells",
+    "8",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @pytest.mark.parametrize("scenario", available_scenarios())
@@ -105,8 +120,12 @@ def test_evaluation_reports_only_what_the_scenario_defines(cli, tmp_path: Path) 
         assert cli("train", "--scenario", scenario, *ONE_ITERATION, "--out", tmp_path / scenario).exit_code == 0
         result = cli("evaluate", tmp_path / scenario / "policy.safetensors", "--episodes", "4", "--device", "cpu")
         assert result.exit_code == 0
-        reports[scenario] = (result.stdout, cli("evaluate", tmp_path / scenario / "policy.safetensors",
-                                                "--episodes", "4", "--device", "cpu", "--json").json())
+        reports[scenario] = (
+            result.stdout,
+            cli(
+                "evaluate", tmp_path / scenario / "policy.safetensors", "--episodes", "4", "--device", "cpu", "--json"
+            ).json(),
+        )
     text, never = reports["simple_spread"]
     assert never["episode_end"] == "never" and never["policy"]["success_rate"] is None
     assert never["policy"]["ended_early_rate"] is None and never["policy"]["mean_collisions"] is None
@@ -153,19 +172,36 @@ def test_discrete_navigation_trains_evaluates_and_renders(cli, tmp_path: Path) -
     assert cli("render", checkpoint, tmp_path / "d.gif", "--device", "cpu").exit_code == 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--scenario", "football", "--n-agents", "5"], "--scenario-arg n_blue_agents=K"),
-    (["--scenario", "simple_tag", "--n-agents", "2"], "--scenario-arg num_good_agents=K --scenario-arg num_adversaries=K"),
-    (["--scenario", "passage", "--n-agents", "3"], "fixed team of 5 agents; leave --n-agents out"),
-], ids=["football", "simple_tag", "passage"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "football", "--n-agents", "5"], "--scenario-arg n_blue_agents=K"),
+        (
+            ["--scenario", "simple_tag", "--n-agents", "2"],
+            "--scenario-arg num_good_agents=K --scenario-arg num_adversaries=K",
+        ),
+        (["--scenario", "passage", "--n-agents", "3"], "fixed team of 5 agents; leave --n-agents out"),
+    ],
+    ids=["football", "simple_tag", "passage"],
+)
 def test_fixed_team_size_says_how_to_change_it(cli, tmp_path: Path, args: list[str], message: str) -> None:
     result = cli("train", *args, *ONE_ITERATION, "--out", tmp_path / "run")
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_team_size_set_by_a_scenario_argument(cli) -> None:
-    specs = cli("inspect-specs", "--scenario", "football", "--scenario-arg", "n_blue_agents=2", "--num-envs", "2",
-                "--device", "cpu", "--json").json()
+    specs = cli(
+        "inspect-specs",
+        "--scenario",
+        "football",
+        "--scenario-arg",
+        "n_blue_agents=2",
+        "--num-envs",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ).json()
     assert specs["n_agents"] == 2 and specs["groups"] == {"agent_blue": ["agent_blue_0", "agent_blue_1"]}
 
 
@@ -173,8 +209,9 @@ def test_scenarios_details_describe_groups_actions_and_ends(cli) -> None:
     described = {entry["scenario"]: entry for entry in cli("scenarios", "--details", "--json").json()}
     assert set(described) == set(available_scenarios())
     navigation, tag, football = described["navigation"], described["simple_tag"], described["football"]
-    assert navigation["groups"] == {"agents": {"agents": 3, "observation_size": 18, "action_size": 2,
-                                               "discrete_actions": 9}}
+    assert navigation["groups"] == {
+        "agents": {"agents": 3, "observation_size": 18, "action_size": 2, "discrete_actions": 9}
+    }
     assert navigation["success_defined"] and navigation["team_size"] == "--n-agents"
     assert {name: group["agents"] for name, group in tag["groups"].items()} == {"adversary": 3, "agent": 1}
     assert tag["episode_end"] == "never" and not tag["success_defined"]

@@ -15,8 +15,26 @@ import pytest
 from marlnav_cli.errors import ConfigError
 from marlnav_cli.sweep import bootstrap_ci, interquartile_mean, parse_seeds, parse_sets, split_fixed
 
-TINY_SWEEP = ["--frames", "100", "--set", "frames_per_batch=100", "--set", "max_steps=25", "--set", "minibatch_size=50",
-              "--set", "epochs=1", "--set", "num_cells=8", "--episodes", "3", "--device", "cpu", "--max-parallel", "2"]
+TINY_SWEEP = [
+    "--frames",
+    "100",
+    "--set",
+    "frames_per_batch=100",
+    "--set",
+    "max_steps=25",
+    "--set",
+    "minibatch_size=50",
+    "--set",
+    "epochs=1",
+    "--set",
+    "num_cells=8",
+    "--episodes",
+    "3",
+    "--device",
+    "cpu",
+    "--max-parallel",
+    "2",
+]
 
 
 def test_seed_and_set_parsing() -> None:
@@ -76,8 +94,19 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(cli, tmp_path: Path) -> 
     pytest.importorskip("ray")
     folder = tmp_path / "sweep"
     # balance needs at least 2 agents: VMAS refuses n_agents=1 inside the trial.
-    result = cli("sweep", "--seeds", "0", "--scenario", "balance", "--set", "n_agents=1,2", *TINY_SWEEP,
-                 "--out", folder, "--json")
+    result = cli(
+        "sweep",
+        "--seeds",
+        "0",
+        "--scenario",
+        "balance",
+        "--set",
+        "n_agents=1,2",
+        *TINY_SWEEP,
+        "--out",
+        folder,
+        "--json",
+    )
     assert result.exit_code == 1, result.stderr  # a sweep with failed trials does not report success
     assert "error: 1 of 2 trials failed: n_agents=1-seed0" in result.stderr
     rows = {row["trial"]: row for row in _rows(folder)}
@@ -106,18 +135,55 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
     port = "6391"
     log = tmp_path / "ray.log"
     with log.open("w") as output:  # not a pipe: the daemons ray start leaves would hold it open forever
-        subprocess.run([ray_cli, "start", "--head", "--port", port, "--node-ip-address", "127.0.0.1", "--num-cpus",
-                        "2", "--include-dashboard", "false", "--temp-dir", temp_dir, "--disable-usage-stats"],
-                       env=env, check=True, stdout=output, stderr=subprocess.STDOUT, timeout=120)
+        subprocess.run(
+            [
+                ray_cli,
+                "start",
+                "--head",
+                "--port",
+                port,
+                "--node-ip-address",
+                "127.0.0.1",
+                "--num-cpus",
+                "2",
+                "--include-dashboard",
+                "false",
+                "--temp-dir",
+                temp_dir,
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
     try:
         folder = tmp_path / "sweep"
         with log.open("a") as output:  # the driver is a separate process, as a user's would be
-            sweep = subprocess.run([sys.executable, "-m", "marlnav_cli", "sweep", "--seeds", "0-1", *TINY_SWEEP,
-                                    "--out", str(folder), "--address", f"127.0.0.1:{port}"],
-                                   env=env, stdout=output, stderr=subprocess.STDOUT, timeout=300)
+            sweep = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "marlnav_cli",
+                    "sweep",
+                    "--seeds",
+                    "0-1",
+                    *TINY_SWEEP,
+                    "--out",
+                    str(folder),
+                    "--address",
+                    f"127.0.0.1:{port}",
+                ],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
         assert sweep.returncode == 0, log.read_text()[-2000:]
         assert [row["status"] for row in _rows(folder)] == ["ok", "ok"]
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=120)
+        subprocess.run(
+            [ray_cli, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
+        )
         shutil.rmtree(temp_dir, ignore_errors=True)
