@@ -163,28 +163,56 @@ def read_checkpoint(path: Path) -> Checkpoint:
     )
 
 
-_HISTORY_NUMBERS = ("frames", "wall_s", "reward_mean")
+# What resuming, the curves and the best-checkpoint choice read from each iteration record.
+_HISTORY_NUMBERS = (
+    "frames",
+    "wall_s",
+    "reward_mean",
+    "reward_min",
+    "reward_max",
+    "loss_objective",
+    "loss_critic",
+    "loss_entropy",
+    "entropy",
+)
+_EVALUATION_NUMBERS = ("eval_mean_length", "eval_mean_reward")  # present whenever an iteration was evaluated
+_EVALUATION_OPTIONAL = ("eval_success_rate", "eval_ended_early_rate", "eval_mean_collisions")  # None: undefined
+_GROUP_NUMBERS = ("reward_mean", "reward_min", "reward_max")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_history(path: Path, history: Any) -> None:
-    """The per-iteration metrics that resume continues from: iteration records numbered 1, 2, ..."""
+    """The per-iteration metrics that resume continues from: iteration records numbered 1, 2, ..., each
+    with every figure the curves and the best-checkpoint choice read, and the same agent groups in all."""
     if not isinstance(history, list):
         raise CheckpointError(f"{path} holds an invalid history: not a list of iteration records")
+    groups = None
     for number, row in enumerate(history, start=1):
-        if (
-            not isinstance(row, dict)
-            or row.get("iteration") != number
-            or not all(
-                isinstance(row.get(key), (int, float))
-                and not isinstance(row.get(key), bool)
-                and math.isfinite(row[key])
-                for key in _HISTORY_NUMBERS
-            )
-        ):
-            raise CheckpointError(
-                f"{path} holds an invalid history: record {number} is not an iteration record "
-                f"with finite {', '.join(_HISTORY_NUMBERS)}"
-            )
+        problem = _history_row_problem(row, number)
+        if problem is None:
+            row_groups = sorted(key.removesuffix("/reward_mean") for key in row if key.endswith("/reward_mean"))
+            groups = row_groups if groups is None else groups
+            if row_groups != groups or not all(_number(row.get(f"{g}/{k}")) for g in groups for k in _GROUP_NUMBERS):
+                problem = "its agent groups' figures differ from the first record's"
+        if problem is not None:
+            raise CheckpointError(f"{path} holds an invalid history: record {number} {problem}")
+
+
+def _history_row_problem(row: Any, number: int) -> str | None:
+    if not isinstance(row, dict) or row.get("iteration") != number:
+        return "is not an iteration record numbered in order"
+    if not all(_number(row.get(key)) for key in _HISTORY_NUMBERS):
+        return f"lacks finite {', '.join(_HISTORY_NUMBERS)}"
+    if row.get("eval_s") is not None and not (
+        _number(row["eval_s"])
+        and all(_number(row.get(key)) for key in _EVALUATION_NUMBERS)
+        and all(key in row and (row[key] is None or _number(row[key])) for key in _EVALUATION_OPTIONAL)
+    ):
+        return "has an evaluation without its figures"
+    return None
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:

@@ -147,6 +147,14 @@ def train(
         ),
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            help="Evaluate the deterministic policy on held-out episodes every N iterations and at the end (0: off); "
+            "best.safetensors is then the best evaluated."
+        ),
+    ] = 8,
+    eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation during training.")] = 100,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -177,6 +185,7 @@ def train(
     from marlnav_cli.checkpoint import read_checkpoint
     from marlnav_cli.experiment import resolve_train_config, run_training
     from marlnav_cli.metrics import group_names
+    from marlnav_cli.validation import EvaluationSchedule
 
     options = {
         "scenario": scenario,
@@ -216,6 +225,7 @@ def train(
         MofNCompleteColumn(),
         TextColumn("frames {task.fields[frames]}"),
         TextColumn("reward {task.fields[reward]}"),
+        TextColumn("{task.fields[evaluated]}"),
         TextColumn("{task.fields[fps]} frames/s"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
@@ -224,7 +234,9 @@ def train(
         disable=quiet,
     )
     done_before = len(checkpoint.history) if checkpoint is not None else 0
-    task = progress.add_task("train", total=config.n_iters, completed=done_before, frames=0, reward="-", fps="-")
+    task = progress.add_task(
+        "train", total=config.n_iters, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
+    )
 
     def on_start(files: Any) -> None:
         err_console.print(f"run folder: {escape(str(files.folder))}")
@@ -238,12 +250,18 @@ def train(
             if groups
             else f"{row['reward_mean']:.3f}"
         )
+        evaluated = {}
+        if row.get("eval_s") is not None:
+            figure = row["eval_success_rate"] if row["eval_success_rate"] is not None else row["eval_mean_reward"]
+            label = "success" if row["eval_success_rate"] is not None else "eval reward"
+            evaluated = {"evaluated": f"{label} {figure:.2f}"}
         progress.update(
             task,
             completed=row["iteration"],
             frames=row["frames"],
             reward=escape(reward),
             fps=f"{row['frames_per_s']:.0f}",
+            **evaluated,
         )
 
     try:
@@ -255,6 +273,7 @@ def train(
             resume=checkpoint,
             logger_kind=logger,
             overwrite=overwrite,
+            evaluation=EvaluationSchedule(every=eval_every, episodes=eval_episodes),
             on_iteration=on_iteration,
             on_start=on_start,
         )

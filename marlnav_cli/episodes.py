@@ -124,13 +124,21 @@ def evaluate(
         "episode_end_means": meaning.what,
     }
     for name, actor in (("policy", policy), ("random", None)):
-        torch.manual_seed(seed)
-        env = evaluation_env(config, episodes, seed, device)
-        data = rollout(env, actor, config.max_steps, break_when_any_done=False)
-        groups = agent_groups(env)
-        results[name] = summarise(first_episode_stats(data, groups), groups, meaning)
-        env.close()
+        results[name] = evaluate_actor(config, actor, episodes=episodes, seed=seed, device=device)
     return results
+
+
+def evaluate_actor(
+    config: TrainConfig, actor: TensorDictModuleBase | None, *, episodes: int, seed: int, device: torch.device
+) -> dict[str, Any]:
+    """One side of `evaluate`: the actor deterministically (random actions for None), one episode per env."""
+    torch.manual_seed(seed)
+    env = evaluation_env(config, episodes, seed, device)
+    data = rollout(env, actor, config.max_steps, break_when_any_done=False)
+    groups = agent_groups(env)
+    summary = summarise(first_episode_stats(data, groups), groups, end_meaning(config.scenario, config.scenario_args))
+    env.close()
+    return summary
 
 
 def render_frames(

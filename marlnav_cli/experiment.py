@@ -25,6 +25,7 @@ from torchrl.modules import ProbabilisticActor
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
 from marlnav_cli.config import (
     DEFAULT_PRESET,
+    MAX_COUNT,
     TrainConfig,
     check_fits_in_memory,
     check_positive,
@@ -50,8 +51,13 @@ from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_c
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
 from marlnav_cli.train import TrainState, check_resumable, train
+from marlnav_cli.validation import EVAL_KEYS, EvaluationSchedule, evaluate_iteration, quality
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
+# Evaluation during training by default: every 8 iterations (and the last), 100 held-out episodes. An
+# evaluation costs its 100 simulator steps whatever the episode count (about 0.5 s for navigation here), so
+# the schedule, not the episodes, sets the cost: about a tenth of the default run (docs/benchmarks.md).
+DEFAULT_EVALUATION = EvaluationSchedule(every=8, episodes=100)
 
 
 # --- train -------------------------------------------------------------------------------------
@@ -168,10 +174,12 @@ def run_training(
     resume: Checkpoint | None = None,
     logger_kind: str = "none",
     overwrite: bool = False,
+    evaluation: EvaluationSchedule = DEFAULT_EVALUATION,
     on_iteration: Callable[[TrainState], None] | None = None,
     on_start: Callable[[RunFiles], None] | None = None,
 ) -> TrainOutcome:
-    """Train, keeping the latest and best checkpoints and the metrics on disk as it goes.
+    """Train, keeping the latest and best checkpoints and the metrics on disk as it goes; with
+    `evaluation`, the policy is evaluated every few iterations and the best checkpoint is the best evaluated.
 
     The run folder belongs to this run alone: it is locked while training, a folder holding another run
     is refused (unless `overwrite`, or it is the resumed run's own), and a run that fails before it
@@ -179,6 +187,11 @@ def run_training(
     """
     config.validate()
     check_positive("--checkpoint-every", checkpoint_every)
+    if evaluation.every < 0 or evaluation.every > MAX_COUNT:
+        raise ConfigError(f"--eval-every must be 0 (off) or a positive integer, got {evaluation.every}")
+    if evaluation.enabled:
+        check_positive("--eval-episodes", evaluation.episodes)
+        check_fits_in_memory(evaluation.episodes * config.max_steps, config.n_agents)
     device = resolve_device(device_name)
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config)
@@ -195,6 +208,7 @@ def run_training(
                 checkpoint_every=checkpoint_every,
                 resume=resume,
                 logger_kind=logger_kind,
+                evaluation=evaluation,
                 on_iteration=on_iteration,
                 on_start=on_start,
             )
@@ -227,6 +241,7 @@ def _train_into(
     checkpoint_every: int,
     resume: Checkpoint | None,
     logger_kind: str,
+    evaluation: EvaluationSchedule,
     on_iteration: Callable[[TrainState], None] | None,
     on_start: Callable[[RunFiles], None] | None,
 ) -> TrainOutcome:
@@ -236,14 +251,22 @@ def _train_into(
         on_start(files)
     started = time.perf_counter()
     history = resume.history if resume is not None else []
-    best_reward = max((row["reward_mean"] for row in history), default=float("-inf"))
+    # Candidates for best.safetensors: evaluated iterations when evaluation is on, else every iteration.
+    candidates = [row for row in history if not evaluation.enabled or row.get("eval_s") is not None]
+    best = max((quality(row) for row in candidates), default=None)
 
     def after_iteration(state: TrainState) -> None:
-        nonlocal best_reward
+        nonlocal best
+        row = state.history[-1]
+        if evaluation.enabled:
+            row.update(dict.fromkeys(EVAL_KEYS))  # every row has the columns; None where not evaluated
+            if evaluation.due(row["iteration"], config.n_iters):
+                row.update(evaluate_iteration(state, evaluation, device))
+                row["wall_s"] += row["eval_s"]  # evaluation counts in the run's time
         if logger is not None:
-            log_iteration(logger, state.history[-1])
-        if state.final_reward is not None and state.final_reward > best_reward:
-            best_reward = state.final_reward
+            log_iteration(logger, row)
+        if (not evaluation.enabled or row["eval_s"] is not None) and (best is None or quality(row) > best):
+            best = quality(row)
             _save(files.best_checkpoint, state, complete=False)
         if len(state.history) % checkpoint_every == 0:
             _save(files.checkpoint, state, complete=False)

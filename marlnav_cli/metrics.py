@@ -18,7 +18,7 @@ def write_metrics(history: list[dict[str, Any]], csv_path: Path, jsonl_path: Pat
     if not history:
         return
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in history for key in row)))
     writer.writeheader()
     writer.writerows(history)
     write_text_atomic(csv_path, buffer.getvalue())
@@ -54,10 +54,12 @@ def group_names(row: dict[str, Any]) -> list[str]:
 
 
 def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Mean (with min-max band) training episode reward, per group where there are several, and the
-    loss terms against frames."""
+    """Mean (with min-max band) training episode reward, per group where there are several; evaluated
+    success (or reward) where the run evaluated during training; the loss terms; all against frames."""
     frames = [row["frames"] for row in history]
-    figure, (reward_axis, loss_axis) = new_figure(2, (11, 4))
+    evaluated = [row for row in history if row.get("eval_s") is not None]
+    figure, axes = new_figure(3 if evaluated else 2, (16 if evaluated else 11, 4))
+    reward_axis, loss_axis = axes[0], axes[-1]
     for prefix in [f"{name}/" for name in group_names(history[0])] or [""]:
         label = prefix.rstrip("/") or "mean"
         reward_axis.plot(frames, [row[f"{prefix}reward_mean"] for row in history], marker="o", label=label)
@@ -69,11 +71,34 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str) -> None:
             label=f"{label} min-max",
         )
     reward_axis.set(xlabel="frames", ylabel="episode reward (training)", title="Reward")
+    if evaluated:
+        _plot_evaluation(axes[1], evaluated)
     for name in ("loss_objective", "loss_critic", "loss_entropy"):
         loss_axis.plot(frames, [row[name] for row in history], label=name.removeprefix("loss_"))
     loss_axis.set(xlabel="frames", ylabel="mean loss per update", title="Losses")
     figure.suptitle(title)
-    save_figure(figure, [reward_axis, loss_axis], path)
+    save_figure(figure, list(axes), path)
+
+
+def _plot_evaluation(axis: Any, evaluated: list[dict[str, Any]]) -> None:
+    frames = [row["frames"] for row in evaluated]
+    if evaluated[0]["eval_success_rate"] is not None:
+        axis.plot(frames, [row["eval_success_rate"] for row in evaluated], marker="o", label="success rate")
+        axis.set(ylim=(-0.02, 1.02), ylabel="success rate (held-out episodes)")
+        length_axis = axis.twinx()
+        length_axis.plot(
+            frames,
+            [row["eval_mean_length"] for row in evaluated],
+            color="grey",
+            linestyle="--",
+            marker=".",
+            label="mean episode length",
+        )
+        length_axis.set(ylabel="mean episode length")
+    else:
+        axis.plot(frames, [row["eval_mean_reward"] for row in evaluated], marker="o", label="mean reward")
+        axis.set(ylabel="episode reward (held-out, deterministic)")
+    axis.set(xlabel="frames", title="Evaluation (deterministic policy)")
 
 
 def check_logger(kind: str) -> None:
@@ -101,5 +126,5 @@ def make_logger(kind: str, folder: Path) -> Any:
 
 def log_iteration(logger: Any, row: dict[str, Any]) -> None:
     for name, value in row.items():
-        if name not in ("iteration", "frames"):
+        if name not in ("iteration", "frames") and value is not None:  # None: not evaluated this iteration
             logger.log_scalar(name, value, step=row["frames"])

@@ -65,3 +65,10 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def checkpoint(trained_run: Path) -> Path:
     return trained_run / "policy.safetensors"
+
+
+def training_metrics(folder: Path) -> list[dict]:
+    """What training computed per iteration, from a run folder's metrics.jsonl: timings and evaluations
+    (a run's last iteration is always evaluated, so a split run has one more) left out."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.endswith("_s") and not k.startswith("eval_")} for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -55,7 +56,15 @@ def test_checkpoint_holds_config_version_and_no_pickle(tmp_path: Path) -> None:
     _save_small(path)
     checkpoint = read_checkpoint(path)
     assert checkpoint.config == SMALL and checkpoint.summary == {"frames": 0}
-    assert b"pickle" not in path.read_bytes() and not path.read_bytes().startswith(b"\x80")
+    # Nothing but safetensors' layout: an 8-byte header length, a JSON header, then exactly the tensors'
+    # bytes it lists. A pickled payload anywhere would break the byte count.
+    data = path.read_bytes()
+    header_length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + header_length])
+    spans = sorted(tuple(entry["data_offsets"]) for name, entry in header.items() if name != "__metadata__")
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert 8 + header_length + spans[-1][1] == len(data)
+    assert header["__metadata__"]["format"] == "marlnav-checkpoint"
 
 
 def test_no_temporary_file_left_beside_checkpoint(tmp_path: Path) -> None:

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 from marlnav_cli.checkpoint import read_checkpoint
-from tests.conftest import TINY_TRAIN
-
-
-def _metrics(folder: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
+from tests.conftest import TINY_TRAIN, training_metrics
 
 
 def test_default_run_folder_is_named_after_the_run(cli, tmp_path: Path, monkeypatch) -> None:
@@ -54,7 +49,7 @@ def test_config_toml_reproduces_the_run(cli, trained_run: Path, tmp_path: Path) 
     result = cli("train", "--config", trained_run / "config.toml", "--device", "cpu", "--quiet", "--out", again)
     assert result.exit_code == 0, result.stderr
     assert (again / "config.toml").read_text() == (trained_run / "config.toml").read_text()
-    assert _metrics(again) == _metrics(trained_run)
+    assert training_metrics(again) == training_metrics(trained_run)
 
 
 def test_command_line_overrides_config_file(cli, trained_run: Path, tmp_path: Path) -> None:

@@ -45,6 +45,15 @@ def _config_with(source: Path, **changes) -> str:
     return json.dumps(config)
 
 
+def _history_without(source: Path, key: str) -> str:
+    """The history with `key` renamed in the evaluated records (one flipped byte in the header does that)."""
+    history = json.loads(_load(source)[1]["history"])
+    assert any(row.get("eval_s") is not None for row in history)
+    return json.dumps(
+        [{(k + "x" if k == key and row.get("eval_s") is not None else k): v for k, v in row.items()} for row in history]
+    )
+
+
 def _first(tensors: dict[str, torch.Tensor], prefix: str) -> str:
     return next(name for name in sorted(tensors) if name.startswith(prefix) and tensors[name].dim() > 0)
 
@@ -83,6 +92,11 @@ def _crafted(checkpoint: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "summary-null": (None, {"summary": "null"}, "invalid summary"),
         "history-not-records": (None, {"history": '[{"frames": 100}]'}, "invalid history"),
         "history-object": (None, {"history": '{"a": 1}'}, "invalid history"),
+        "history-partial-evaluation": (
+            None,
+            {"history": _history_without(checkpoint, "eval_success_rate")},
+            "has an evaluation without its figures",
+        ),
         "negative-version": (None, {"format_version": "-3"}, "invalid format version"),
         "huge-lr": (None, {"config": _config_with(checkpoint, lr=10**400)}, "too large"),
         "huge-net": (None, {"config": _config_with(checkpoint, num_cells=10**9)}, "GiB"),

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from marlnav_cli.checkpoint import read_checkpoint
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_TRAIN, training_metrics
 
 
 def test_sigint_during_train_saves_checkpoint_and_exits_130(tmp_path: Path) -> None:
@@ -54,16 +54,11 @@ def test_sigint_during_train_saves_checkpoint_and_exits_130(tmp_path: Path) -> N
 def test_same_seed_gives_identical_metrics(cli, tmp_path: Path) -> None:
     for folder in ("a", "b"):
         assert cli("train", *TINY_TRAIN, "--seed", "7", "--out", tmp_path / folder).exit_code == 0
-    assert _train_metrics(tmp_path / "a") == _train_metrics(tmp_path / "b")
-
-
-def _train_metrics(folder: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in rows]
+    assert training_metrics(tmp_path / "a") == training_metrics(tmp_path / "b")
 
 
 def _assert_same_run(split: Path, straight: Path) -> None:
-    assert _train_metrics(split) == _train_metrics(straight)
+    assert training_metrics(split) == training_metrics(straight)
     resumed, uninterrupted = (
         read_checkpoint(split / "policy.safetensors"),
         read_checkpoint(straight / "policy.safetensors"),
@@ -78,13 +73,12 @@ def test_interrupted_run_resumes_bit_exactly(cli, tmp_path: Path) -> None:
     """A 400-frame run (learning rate annealed over those 400) stopped after 200, then resumed."""
     import signal as signals
 
-    from marlnav_cli.config import TrainConfig
     from marlnav_cli.experiment import run_training
 
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert cli("train", *TINY_TRAIN, "--frames", "400", "--anneal-lr", "--out", straight).exit_code == 0
     config = read_checkpoint(straight / "policy.safetensors").config
-    assert isinstance(config, TrainConfig) and config.anneal_lr
+    assert config.anneal_lr and config.total_frames == 400
 
     def interrupt_after_second(state) -> None:
         if len(state.history) == 2:
@@ -137,3 +131,24 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path: Pat
     kept = read_checkpoint(run_folder / "policy.safetensors")
     assert kept.summary["iterations"] == 1
     assert all(torch.isfinite(t).all() for name, t in kept.tensors.items() if not name.startswith("rng."))
+
+
+def test_evaluation_during_training_changes_no_training_result(cli, tmp_path: Path) -> None:
+    """Evaluated on held-out episodes every 2 iterations, the run trains bit for bit as without evaluation,
+    and best.safetensors is the iteration with the best evaluated success (then shorter episodes)."""
+    with_eval, without = tmp_path / "with", tmp_path / "without"
+    common = [*TINY_TRAIN, "--frames", "400", "--constant-lr"]
+    assert cli("train", *common, "--eval-every", "2", "--eval-episodes", "5", "--out", with_eval).exit_code == 0
+    assert cli("train", *common, "--eval-every", "0", "--out", without).exit_code == 0
+    rows = [json.loads(line) for line in (with_eval / "metrics.jsonl").read_text().splitlines()]
+
+    assert training_metrics(with_eval) == training_metrics(without)
+    evaluated = [row for row in rows if row["eval_s"] is not None]
+    assert [row["iteration"] for row in evaluated] == [2, 4]
+    assert all(0.0 <= row["eval_success_rate"] <= 1.0 and 1 <= row["eval_mean_length"] <= 25 for row in evaluated)
+    final = read_checkpoint(with_eval / "policy.safetensors").tensors
+    for name, tensor in read_checkpoint(without / "policy.safetensors").tensors.items():
+        torch.testing.assert_close(final[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
+    best = max(evaluated, key=lambda row: (row["eval_success_rate"], -row["eval_mean_length"], row["eval_mean_reward"]))
+    assert read_checkpoint(with_eval / "best.safetensors").summary["iterations"] == best["iteration"]
+    assert "eval_success_rate" in (with_eval / "metrics.csv").read_text().splitlines()[0]
