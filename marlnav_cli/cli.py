@@ -171,7 +171,8 @@ def train(
     logger: Annotated[
         str,
         typer.Option(
-            help="Also log metrics through TorchRL's logger: none or tensorboard (needs marlnav[tensorboard])."
+            help="Also log the metrics through TorchRL's logger: none, csv, tensorboard, wandb (offline) or mlflow "
+            "(a file store in the run folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'."
         ),
     ] = "none",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -524,14 +525,15 @@ def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
     epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
     "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
     "  marlnav render ckpt.safetensors five.gif --n-agents 5\n\n"
+    "  marlnav render ckpt.safetensors episode.mp4\n\n"
     "  marlnav render --random random.gif --n-agents 4"
 )
 def render(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            metavar="[CHECKPOINT] OUT.gif",
-            help="Checkpoint and GIF path; only the GIF path with --random.",
+            metavar="[CHECKPOINT] OUT.gif|OUT.mp4",
+            help="Checkpoint and output path (.gif, or .mp4 with marlnav[video]); only the output with --random.",
             show_default=False,
         ),
     ],
@@ -548,20 +550,20 @@ def render(
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
-    """Render episodes of a policy (or random actions) to a looping GIF at the simulator's frame rate."""
-    from marlnav_cli.experiment import render_gif
+    """Render episodes of a policy (or random actions) to a looping GIF or an MP4 at the simulator's frame rate."""
+    from marlnav_cli.experiment import render_episodes
 
     expected = 1 if random else 2
     if len(paths) != expected:
         raise MarlnavError(
-            "give CHECKPOINT and OUT.gif"
+            "give CHECKPOINT and OUT.gif (or OUT.mp4)"
             if not random
-            else "with --random give only OUT.gif (the scenario comes from the options)"
+            else "with --random give only OUT.gif or OUT.mp4 (the scenario comes from the options)"
         )
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
-        result = render_gif(
+        result = render_episodes(
             gif_path,
             checkpoint=checkpoint,
             config=config,

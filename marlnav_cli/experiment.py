@@ -46,7 +46,7 @@ from marlnav_cli.envs import (
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
-from marlnav_cli.gif import check_gif_path, write_gif
+from marlnav_cli.media import check_media_path, write_media
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
@@ -74,7 +74,7 @@ class RunFiles:
         self.metrics_jsonl = folder / "metrics.jsonl"
         self.curve = folder / "curve.png"
         self.config = folder / "config.toml"
-        self.tensorboard = folder / "tensorboard"
+        self.logger_outputs = [folder / name for name in ("tensorboard", "csv", "wandb", "mlruns")]
 
     def run_outputs(self) -> list[Path]:
         """Everything a run writes here, the marks of a folder that already holds one."""
@@ -85,7 +85,7 @@ class RunFiles:
             self.metrics_jsonl,
             self.curve,
             self.config,
-            self.tensorboard,
+            *self.logger_outputs,
         ]
 
 
@@ -437,7 +437,7 @@ def evaluate_checkpoint(
     return results
 
 
-def render_gif(
+def render_episodes(
     out: Path,
     *,
     checkpoint: Path | None,
@@ -449,7 +449,7 @@ def render_gif(
 ) -> dict[str, Any]:
     """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF; with
     `n_agents`, the checkpoint's shared policy acts for that many agents."""
-    check_gif_path(out)
+    check_media_path(out)
     check_positive("--episodes", episodes)
     if seed is not None:
         check_seed(seed)
@@ -466,7 +466,7 @@ def render_gif(
     env = make_env(config, num_envs=1, seed=env_seed, device=device)
     frames, lengths = render_frames(env, policy, episodes=episodes, max_steps=config.max_steps)
     fps = frame_rate(env)
-    write_gif(out, frames, fps)
+    write_media(out, frames, fps)
     height, width = frames[0].shape[:2]
     return {
         "path": str(out),

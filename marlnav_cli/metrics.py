@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from marlnav_cli.errors import ConfigError
 from marlnav_cli.files import atomic_output, write_text_atomic
 
-LOGGERS = ("none", "tensorboard")
+# Also logging through TorchRL's loggers, and the package each needs (CSV and JSONL are always written).
+LOGGER_PACKAGES = {"none": None, "csv": None, "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+LOGGERS = tuple(LOGGER_PACKAGES)
 
 
 def write_metrics(history: list[dict[str, Any]], csv_path: Path, jsonl_path: Path) -> None:
@@ -103,25 +106,33 @@ def _plot_evaluation(axis: Any, evaluated: list[dict[str, Any]]) -> None:
 
 def check_logger(kind: str) -> None:
     """Refuse an unknown or uninstalled logger before anything is written."""
-    if kind not in LOGGERS:
+    if kind not in LOGGER_PACKAGES:
         raise ConfigError(f"unknown --logger {kind!r}; choose from {', '.join(LOGGERS)}")
-    if kind == "tensorboard":
+    package = LOGGER_PACKAGES[kind]
+    if package is not None:
         try:
-            import tensorboard  # noqa: F401
+            __import__(package)
         except ImportError:
-            raise ConfigError(
-                "--logger tensorboard needs the tensorboard package: pip install 'marlnav[tensorboard]'"
-            ) from None
+            raise ConfigError(f"--logger {kind} needs the {package} package: pip install 'marlnav[{kind}]'") from None
 
 
 def make_logger(kind: str, folder: Path) -> Any:
-    """A TorchRL logger for the same per-iteration metrics (CSV and JSONL are always written)."""
+    """A TorchRL logger writing into the run folder: wandb offline (sync it later with `wandb sync`) unless
+    WANDB_MODE says otherwise, mlflow to a file store in the run folder unless MLFLOW_TRACKING_URI is set."""
     check_logger(kind)
     if kind == "none":
         return None
-    from torchrl.record.loggers import TensorboardLogger
+    from torchrl.record import loggers
 
-    return TensorboardLogger(exp_name="tensorboard", log_dir=str(folder))
+    if kind == "csv":
+        return loggers.CSVLogger(exp_name="csv", log_dir=str(folder))
+    if kind == "tensorboard":
+        return loggers.TensorboardLogger(exp_name="tensorboard", log_dir=str(folder))
+    if kind == "wandb":
+        offline = os.environ.get("WANDB_MODE", "offline") == "offline"
+        return loggers.WandbLogger(exp_name=folder.name, save_dir=str(folder), offline=offline, project="marlnav")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or (folder / "mlruns").resolve().as_uri()
+    return loggers.MLFlowLogger(exp_name=folder.name, tracking_uri=uri)
 
 
 def log_iteration(logger: Any, row: dict[str, Any]) -> None:

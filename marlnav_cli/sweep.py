@@ -33,6 +33,7 @@ RESULT_FIELDS = (
     "eval_mean_reward",
     "eval_success_rate",
     "eval_collisions",
+    "eval_mean_length",
     "final_train_reward",
     "wall_s",
     "status",
@@ -143,6 +144,7 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
             eval_mean_reward=report["policy"]["mean_reward"],
             eval_success_rate=report["policy"]["success_rate"],
             eval_collisions=report["policy"]["mean_collisions"],
+            eval_mean_length=report["policy"]["mean_length"],
             final_train_reward=outcome.state.final_reward,
             status="ok",
             error="",
@@ -283,7 +285,8 @@ def interquartile_mean(values: list[float]) -> float:
 
 
 def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str, Any]]:
-    """Per config: seeds done and failed, and mean / 95% CI / IQM of evaluated reward and success."""
+    """Per config: seeds done and failed, and mean / 95% CI / IQM of evaluated reward, success, collisions
+    and episode length."""
     by_config: dict[str, list[dict[str, Any]]] = {}
     settings = {trial.config_name: trial.settings for trial in trials}
     config_of = {trial.name: trial.config_name for trial in trials}
@@ -298,7 +301,7 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
             "seeds_ok": len(ok),
             "seeds_failed": len(by_config.get(name, [])) - len(ok),
         }
-        for metric in ("eval_mean_reward", "eval_success_rate"):
+        for metric in ("eval_mean_reward", "eval_success_rate", "eval_collisions", "eval_mean_length"):
             # None (or empty, read back from CSV) where the scenario has no such figure: no success defined,
             # or rewards only per group.
             values = [float(row[metric]) for row in ok if row.get(metric) not in (None, "")]
@@ -310,6 +313,8 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
                         f"{metric}_ci_low": low,
                         f"{metric}_ci_high": high,
                         f"{metric}_iqm": interquartile_mean(values),
+                        f"{metric}_min": min(values),  # the worst seed, for success
+                        f"{metric}_max": max(values),
                     }
                 )
         summary.append(entry)

@@ -33,7 +33,7 @@ CASES = {
         ["evaluate", "{ckpt}", "--scenario", "balance"],
         "scenario 'navigation', not 'balance'",
     ),
-    "gif-wrong-extension": (["render", "{ckpt}", "{tmp}/out.mp4"], "must end in .gif"),
+    "render-wrong-extension": (["render", "{ckpt}", "{tmp}/out.avi"], "must end in .gif or .mp4"),
     "gif-folder-missing": (["render", "{ckpt}", "{tmp}/missing/out.gif"], "does not exist"),
     "render-one-path": (["render", "{ckpt}"], "give CHECKPOINT and OUT.gif"),
     "render-episodes-zero": (["render", "{ckpt}", "{tmp}/out.gif", "--episodes", "0"], "--episodes must be"),

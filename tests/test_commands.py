@@ -139,3 +139,25 @@ def test_render_random_needs_no_checkpoint(cli, tmp_path: Path) -> None:
     result = cli("render", "--random", gif, "--max-steps", "5", "--n-agents", "2", "--device", "cpu", "--json")
     assert result.exit_code == 0, result.stderr
     assert iio.imread(gif, index=None).shape[0] == result.json()["frames"] == 6
+
+
+def test_render_writes_mp4_at_the_simulator_rate(cli, checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("imageio_ffmpeg")
+    video = tmp_path / "episode.mp4"
+    result = cli("render", checkpoint, video, "--episodes", "2", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    frames = iio.imread(video, index=None)
+    assert frames.shape[0] == report["frames"] and frames.shape[1:3] == (report["height"], report["width"])
+    assert iio.immeta(video)["fps"] == pytest.approx(report["fps"])
+
+
+def test_gif_shares_one_palette_and_stays_close_to_the_frames(tmp_path: Path) -> None:
+    from marlnav_cli.media import write_media
+
+    rng = np.random.default_rng(0)
+    frames = [np.clip(rng.normal(128, 60, (40, 50, 3)), 0, 255).astype(np.uint8) for _ in range(12)]
+    write_media(tmp_path / "noise.gif", frames, fps=10.0)
+    written = iio.imread(tmp_path / "noise.gif", index=None)[..., :3].astype(int)
+    assert written.shape == (12, 40, 50, 3)
+    assert np.abs(written - np.stack(frames).astype(int)).mean() < 12  # 256 colours for random noise

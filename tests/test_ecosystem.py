@@ -143,7 +143,32 @@ def test_tensorboard_logger_writes_events(cli, tmp_path: Path) -> None:
     assert cli("train", *TINY_TRAIN, "--logger", "tensorboard", "--out", folder).exit_code == 0
     events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
-    assert cli("train", "--logger", "wandb").exit_code == 2
+    result = cli("train", "--logger", "neptune")
+    assert result.exit_code == 2 and "choose from none, csv, tensorboard, wandb, mlflow" in result.stderr
+
+
+def test_csv_logger_writes_each_metric_per_iteration(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    assert cli("train", *TINY_TRAIN, "--frames", "300", "--logger", "csv", "--out", folder).exit_code == 0
+    rewards = next((folder / "csv").rglob("reward_mean.csv")).read_text().splitlines()
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    logged = [tuple(map(float, line.split(","))) for line in rewards]
+    assert logged == [(row["frames"], pytest.approx(row["reward_mean"])) for row in rows]
+
+
+def test_uninstalled_logger_says_what_to_install(cli, monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_wandb(name, *args, **kwargs):
+        if name == "wandb":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_wandb)
+    result = cli("train", "--logger", "wandb", *TINY_TRAIN)
+    assert result.exit_code == 2 and "pip install 'marlnav[wandb]'" in result.stderr
 
 
 def test_shipped_policy_loads_and_beats_random(cli) -> None:

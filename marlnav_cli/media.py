@@ -1,0 +1,53 @@
+"""Rendered episodes on disk: a looping GIF, or an MP4 through imageio's ffmpeg plugin, written atomically.
+
+GIFs are written with one palette for the whole animation (median cut over a sample of frames) instead
+of one per frame as imageio does: 5x faster on a 56-frame 700x700 episode (1.72 s -> 0.32 s here, and a
+smaller file), at a mean colour error of about 1 level in 255 (docs/benchmarks.md, Rendering).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from marlnav_cli.errors import RenderError
+from marlnav_cli.files import atomic_output, check_writable
+
+FORMATS = (".gif", ".mp4")
+PALETTE_SAMPLE_FRAMES = 8
+
+
+def check_media_path(path: Path) -> None:
+    if path.suffix.lower() not in FORMATS:
+        raise RenderError(f"output {path} must end in .gif or .mp4")
+    if path.suffix.lower() == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise RenderError("MP4 output needs imageio's ffmpeg plugin: pip install 'marlnav[video]'") from None
+    check_writable(path)
+
+
+def write_media(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    if not frames:
+        raise RenderError("no frames to write")
+    with atomic_output(path) as temporary:
+        if path.suffix.lower() == ".mp4":
+            import imageio.v3 as iio
+
+            # macro_block_size=1: keep the simulator's frame size (imageio would pad 700 to 704)
+            iio.imwrite(temporary, np.stack(frames), extension=".mp4", fps=fps, macro_block_size=1)
+        else:
+            _write_gif(temporary, frames, fps)
+
+
+def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    from PIL import Image
+
+    step = max(1, len(frames) // PALETTE_SAMPLE_FRAMES)
+    palette = Image.fromarray(np.concatenate(frames[::step], axis=0)).quantize(
+        colors=256, method=Image.Quantize.MEDIANCUT
+    )
+    images = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0)
