@@ -5,9 +5,12 @@ This is the only module that imports typer and turns errors into exit codes.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +26,34 @@ from marlnav_cli.config import (
     DEFAULT_PRESET,
     PRESETS,
     TrainConfig,
+    flag_of,
     load_config_file,
     parse_scenario_args,
     preset_config,
 )
 from marlnav_cli.errors import MarlnavError
 
+
+class _FlagHelp:
+    """--help is a flag: no `<bool>` after it in the help, as after every other flag."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_FlagHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_FlagHelp, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     name="marlnav",
     help="Train, inspect, evaluate and render multi-agent PPO (MAPPO/IPPO) policies on VMAS.",
     no_args_is_help=True,
@@ -41,21 +65,43 @@ err_console = Console(stderr=True, soft_wrap=True)
 DEFAULTS = TrainConfig()
 
 # --- options shared by several commands ------------------------------------------------------
-Scenario = Annotated[str, typer.Option(help="VMAS scenario name (see VMAS's scenario list).")]
+ENV_PANEL, RUN_PANEL, OUTPUT_PANEL = "Environment", "Run", "Output"
+Scenario = Annotated[
+    str, typer.Option(help="VMAS scenario (marlnav scenarios lists them).", metavar="NAME", rich_help_panel=ENV_PANEL)
+]
 NAgents = Annotated[
     int | None,
     typer.Option(
         help="Number of agents, for scenarios that take it (default: 3, or the scenario's own team).",
         show_default=False,
+        metavar="N",
+        rich_help_panel=ENV_PANEL,
     ),
 ]
-Discrete = Annotated[bool, typer.Option("--discrete", help="Discrete actions (VMAS's continuous_actions=False).")]
-MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.")]
-Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).")]
-Device = Annotated[str, typer.Option(help="auto (cuda if available, else cpu), cpu, or cuda[:N].")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-CheckpointPath = Annotated[Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False)]
-NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.")]
+Discrete = Annotated[
+    bool,
+    typer.Option(
+        "--discrete", help="Discrete actions (VMAS's continuous_actions=False).", metavar="", rich_help_panel=ENV_PANEL
+    ),
+]
+MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.", metavar="N", rich_help_panel=ENV_PANEL)]
+Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).", metavar="N", rich_help_panel=RUN_PANEL)]
+Device = Annotated[
+    str,
+    typer.Option(
+        help="auto (cuda if available, else cpu), cpu, or cuda[:N].", metavar="DEVICE", rich_help_panel=RUN_PANEL
+    ),
+]
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print machine-readable JSON instead of tables.", metavar="", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+CheckpointPath = Annotated[
+    Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False, metavar="CHECKPOINT")
+]
+NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.", metavar="N", rich_help_panel=ENV_PANEL)]
 ScenarioArgs = Annotated[
     list[str] | None,
     typer.Option(
@@ -63,6 +109,8 @@ ScenarioArgs = Annotated[
         help="Scenario keyword argument key=value (repeatable; typed: true/false, int, float, "
         "else string), e.g. --scenario-arg collisions=false.",
         show_default=False,
+        metavar="KEY=VALUE",
+        rich_help_panel=ENV_PANEL,
     ),
 ]
 
@@ -73,60 +121,69 @@ def _preset_help(text: str, field: str) -> str:
     return f"{text} ({values})"
 
 
-def _setting(text: str, field: str, *flags: str) -> Any:
-    return typer.Option(*flags, help=_preset_help(text, field), show_default=False)
+_FIELD_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_METAVARS = {int: "N", float: "X", str: "NAME", bool: ""}
+
+
+def _config_parameters(leave_out: tuple[str, ...]) -> list[inspect.Parameter]:
+    """One option per TrainConfig setting, described by the config's own field metadata."""
+    parameters = []
+    for field in fields(TrainConfig):
+        if field.name in ("scenario_args", *leave_out):
+            continue
+        kind = _FIELD_TYPES[str(field.type)]
+        declaration = flag_of(field.name) + (f"/{field.metadata['off']}" if field.metadata.get("off") else "")
+        option = typer.Option(
+            declaration,
+            help=_preset_help(field.metadata["help"], field.name),
+            show_default=False,
+            rich_help_panel=field.metadata["panel"],
+            metavar=_METAVARS[kind],
+        )
+        parameters.append(
+            inspect.Parameter(
+                field.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
+            )
+        )
+    return parameters
+
+
+def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
+    """Give a command every training setting as an option; the ones given arrive as its `settings`."""
+    config_parameters = _config_parameters(leave_out)
+    names = [parameter.name for parameter in config_parameters]
+
+    @functools.wraps(command)
+    def with_settings(**kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in names}
+        return command(settings={name: value for name, value in given.items() if value is not None}, **kwargs)
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "settings"]
+    with_settings.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + config_parameters
+    )
+    return with_settings
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
     "  marlnav train --preset tutorial\n\n"
     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
-    "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000"
+    "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000",
 )
+@with_config_options
 def train(
+    settings: dict[str, Any],
     preset: Annotated[
         str | None,
         typer.Option(
             help=f"Starting settings: {', '.join(PRESETS)} (default {DEFAULT_PRESET}); options override them.",
             show_default=False,
+            metavar="TEXT",
+            rich_help_panel="Run",
         ),
     ] = None,
-    scenario: Annotated[str | None, _setting("VMAS scenario.", "scenario")] = None,
-    n_agents: Annotated[int | None, _setting("Number of agents.", "n_agents")] = None,
-    frames: Annotated[int | None, _setting("Total frames to collect.", "total_frames")] = None,
-    frames_per_batch: Annotated[
-        int | None, _setting("Frames per iteration (a multiple of --max-steps).", "frames_per_batch")
-    ] = None,
-    max_steps: Annotated[int | None, _setting("Episode step limit.", "max_steps")] = None,
-    epochs: Annotated[int | None, _setting("PPO epochs over each batch.", "num_epochs")] = None,
-    minibatch_size: Annotated[int | None, _setting("Frames per minibatch.", "minibatch_size")] = None,
-    lr: Annotated[float | None, _setting("Adam learning rate.", "lr")] = None,
-    max_grad_norm: Annotated[float | None, _setting("Gradient clipping norm.", "max_grad_norm")] = None,
-    clip_epsilon: Annotated[float | None, _setting("PPO clip range.", "clip_epsilon")] = None,
-    gamma: Annotated[float | None, _setting("Discount factor.", "gamma")] = None,
-    lmbda: Annotated[float | None, _setting("GAE lambda.", "lmbda")] = None,
-    entropy_coeff: Annotated[float | None, _setting("Entropy bonus coefficient.", "entropy_coeff")] = None,
-    anneal_lr: Annotated[
-        bool | None,
-        _setting("Decay the learning rate linearly to 0 over the run.", "anneal_lr", "--anneal-lr/--constant-lr"),
-    ] = None,
-    depth: Annotated[int | None, _setting("Hidden layers of policy and critic.", "depth")] = None,
-    num_cells: Annotated[int | None, _setting("Units per hidden layer.", "num_cells")] = None,
-    mappo: Annotated[
-        bool | None,
-        _setting("Centralised critic over the agent's group (MAPPO) or local (IPPO).", "mappo", "--mappo/--ippo"),
-    ] = None,
-    share_policy: Annotated[
-        bool | None, _setting("One policy network for all agents.", "share_policy", "--share-policy/--no-share-policy")
-    ] = None,
-    share_critic: Annotated[
-        bool | None, _setting("One critic network for all agents.", "share_critic", "--share-critic/--no-share-critic")
-    ] = None,
-    discrete: Annotated[
-        bool | None,
-        _setting("Discrete actions (a categorical policy) or continuous ones.", "discrete", "--discrete/--continuous"),
-    ] = None,
-    seed: Annotated[int | None, _setting("Random seed (torch and VMAS).", "seed")] = None,
     scenario_arg: ScenarioArgs = None,
     config_file: Annotated[
         Path | None,
@@ -134,6 +191,8 @@ def train(
             "--config",
             help="TOML settings (a run's config.toml reproduces it); options given here override them.",
             show_default=False,
+            metavar="PATH",
+            rich_help_panel="Run",
         ),
     ] = None,
     device: Device = "auto",
@@ -144,21 +203,32 @@ def train(
             "--run-dir",
             help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-seed<k>-<time>).",
             show_default=False,
+            metavar="PATH",
+            rich_help_panel="Run",
         ),
     ] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Save the latest checkpoint every N iterations.")] = 1,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Save the latest checkpoint every N iterations.", metavar="N", rich_help_panel="Run")
+    ] = 1,
     eval_every: Annotated[
         int,
         typer.Option(
             help="Evaluate the deterministic policy on held-out episodes every N iterations and at the end (0: off); "
-            "best.safetensors is then the best evaluated."
+            "best.safetensors is then the best evaluated.",
+            metavar="N",
+            rich_help_panel="Run",
         ),
     ] = 8,
-    eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation during training.")] = 100,
+    eval_episodes: Annotated[
+        int, typer.Option(help="Episodes per evaluation during training.", metavar="N", rich_help_panel="Run")
+    ] = 100,
     overwrite: Annotated[
         bool,
         typer.Option(
-            "--overwrite", help="Replace the run already in --out (without it, a folder holding a run is refused)."
+            "--overwrite",
+            help="Replace the run already in --out (without it, a folder holding a run is refused).",
+            metavar="",
+            rich_help_panel="Run",
         ),
     ] = False,
     resume: Annotated[
@@ -166,16 +236,22 @@ def train(
         typer.Option(
             help="Continue this checkpoint's run (weights, optimiser, RNG, metrics); only --frames may change.",
             show_default=False,
+            metavar="PATH",
+            rich_help_panel="Run",
         ),
     ] = None,
     logger: Annotated[
         str,
         typer.Option(
             help="Also log the metrics through TorchRL's logger: none, csv, tensorboard, wandb (offline) or mlflow "
-            "(a file store in the run folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'."
+            "(a file store in the run folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'.",
+            metavar="TEXT",
+            rich_help_panel="Output",
         ),
     ] = "none",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress bar.", metavar="", rich_help_panel="Output")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Train MAPPO/IPPO on a VMAS scenario, from a preset (--preset tutorial is TorchRL's tutorial, exactly).
@@ -188,30 +264,7 @@ def train(
     from marlnav_cli.metrics import group_names
     from marlnav_cli.validation import EvaluationSchedule
 
-    options = {
-        "scenario": scenario,
-        "n_agents": n_agents,
-        "total_frames": frames,
-        "frames_per_batch": frames_per_batch,
-        "max_steps": max_steps,
-        "num_epochs": epochs,
-        "minibatch_size": minibatch_size,
-        "lr": lr,
-        "max_grad_norm": max_grad_norm,
-        "clip_epsilon": clip_epsilon,
-        "gamma": gamma,
-        "lmbda": lmbda,
-        "entropy_coeff": entropy_coeff,
-        "anneal_lr": anneal_lr,
-        "depth": depth,
-        "num_cells": num_cells,
-        "mappo": mappo,
-        "share_policy": share_policy,
-        "share_critic": share_critic,
-        "discrete": discrete,
-        "seed": seed,
-    }
-    given = {name: value for name, value in options.items() if value is not None}
+    given = dict(settings)
     if scenario_arg:
         given["scenario_args"] = parse_scenario_args(scenario_arg)
     if config_file is not None:
@@ -320,6 +373,7 @@ def train(
 
 @app.command(
     "inspect-specs",
+    cls=_Command,
     epilog="Examples:\n\n  marlnav inspect-specs\n\n  marlnav inspect-specs --scenario balance --n-agents 4 --json",
 )
 def inspect_specs(
@@ -379,14 +433,17 @@ def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav rollout\n\n  marlnav rollout --steps 20 --num-envs 4 --json\n\n"
-    "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors"
+    "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors",
 )
 def rollout(
-    steps: Annotated[int, typer.Option(help="Steps to run.")] = 5,
+    steps: Annotated[int, typer.Option(help="Steps to run.", metavar="N")] = 5,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Act with this checkpoint's policy instead of random actions.", show_default=False),
+        typer.Option(
+            help="Act with this checkpoint's policy instead of random actions.", show_default=False, metavar="PATH"
+        ),
     ] = None,
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = None,
@@ -422,23 +479,30 @@ def rollout(
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
     "  marlnav evaluate ckpt.safetensors --episodes 500 --json\n\n"
-    "  marlnav evaluate ckpt.safetensors --n-agents 5"
+    "  marlnav evaluate ckpt.safetensors --n-agents 5",
 )
 def evaluate(
     checkpoint: CheckpointPath,
-    episodes: Annotated[int, typer.Option(help="Episodes to run (one vectorised env each).")] = 200,
+    episodes: Annotated[int, typer.Option(help="Episodes to run (one vectorised env each).", metavar="N")] = 200,
     seed: Annotated[
-        int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False)
+        int | None,
+        typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False, metavar="N"),
     ] = None,
     scenario: Annotated[
-        str | None, typer.Option(help="Refuse unless the checkpoint was trained on this scenario.", show_default=False)
+        str | None,
+        typer.Option(
+            help="Refuse unless the checkpoint was trained on this scenario.", show_default=False, metavar="TEXT"
+        ),
     ] = None,
     n_agents: Annotated[
         int | None,
         typer.Option(
-            help="Run the checkpoint's shared policy with this many agents (default: as trained).", show_default=False
+            help="Run the checkpoint's shared policy with this many agents (default: as trained).",
+            show_default=False,
+            metavar="N",
         ),
     ] = None,
     device: Device = "auto",
@@ -522,11 +586,12 @@ def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav render checkpoints/RUN/policy.safetensors nav.gif\n\n"
     "  marlnav render ckpt.safetensors three.gif --episodes 3\n\n"
     "  marlnav render ckpt.safetensors five.gif --n-agents 5\n\n"
     "  marlnav render ckpt.safetensors episode.mp4\n\n"
-    "  marlnav render --random random.gif --n-agents 4"
+    "  marlnav render --random random.gif --n-agents 4",
 )
 def render(
     paths: Annotated[
@@ -537,15 +602,18 @@ def render(
             show_default=False,
         ),
     ],
-    episodes: Annotated[int, typer.Option(help="Episodes to render one after another.")] = 1,
-    random: Annotated[bool, typer.Option("--random", help="Random actions instead of a trained policy.")] = False,
+    episodes: Annotated[int, typer.Option(help="Episodes to render one after another.", metavar="N")] = 1,
+    random: Annotated[
+        bool, typer.Option("--random", help="Random actions instead of a trained policy.", metavar="")
+    ] = False,
     scenario: Scenario = DEFAULTS.scenario,
     n_agents: NAgents = None,
     max_steps: MaxSteps = DEFAULTS.max_steps,
     discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
     seed: Annotated[
-        int | None, typer.Option(help="Episode seed (default: training seed + 1,000,000).", show_default=False)
+        int | None,
+        typer.Option(help="Episode seed (default: training seed + 1,000,000).", show_default=False, metavar="N"),
     ] = None,
     device: Device = "auto",
     as_json: AsJson = False,
@@ -582,17 +650,23 @@ def render(
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav transfer checkpoints/navigation-3ag-mappo.safetensors --agents 1-8\n\n"
-    "  marlnav transfer ckpt.safetensors --agents 2,3,4,6,8 --episodes 500 --out sizes.png --json"
+    "  marlnav transfer ckpt.safetensors --agents 2,3,4,6,8 --episodes 500 --out sizes.png --json",
 )
 def transfer(
     checkpoint: CheckpointPath,
-    agents: Annotated[str, typer.Option(help="Team sizes: ranges and lists, e.g. 1-8 or 2,3,4,6,8.")] = "1-8",
-    episodes: Annotated[int, typer.Option(help="Episodes per team size.")] = 200,
+    agents: Annotated[
+        str, typer.Option(help="Team sizes: ranges and lists, e.g. 1-8 or 2,3,4,6,8.", metavar="TEXT")
+    ] = "1-8",
+    episodes: Annotated[int, typer.Option(help="Episodes per team size.", metavar="N")] = 200,
     seed: Annotated[
-        int | None, typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False)
+        int | None,
+        typer.Option(help="Evaluation seed (default: training seed + 1,000,000).", show_default=False, metavar="N"),
     ] = None,
-    out: Annotated[Path, typer.Option(help="PNG of the figures against team size.")] = Path("transfer.png"),
+    out: Annotated[Path, typer.Option(help="PNG of the figures against team size.", metavar="PATH")] = Path(
+        "transfer.png"
+    ),
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
@@ -648,12 +722,15 @@ def transfer(
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
-    "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json"
+    "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json",
 )
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by train.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="PNG with the overlaid learning curves.")] = Path("compare.png"),
+    out: Annotated[Path, typer.Option(help="PNG with the overlaid learning curves.", metavar="PATH")] = Path(
+        "compare.png"
+    ),
     as_json: AsJson = False,
 ) -> None:
     """Overlay learning curves of several runs in one PNG and print their final figures."""
@@ -692,12 +769,16 @@ def compare(
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav sweep --seeds 0-4 --set algo=mappo,ippo\n\n"
     "  marlnav sweep --seeds 0,1 --set lr=3e-4,1e-3 --set num_cells=64,128 --max-parallel 2\n\n"
-    "  marlnav sweep --seeds 0-9 --set algo=mappo,ippo --address 10.0.0.5:6379 --gpus-per-trial 0.25"
+    "  marlnav sweep --seeds 0-4 --frames-per-batch 600 --max-steps 50 --set lr=1e-3,3e-3\n\n"
+    "  marlnav sweep --seeds 0-9 --set algo=mappo,ippo --address 10.0.0.5:6379 --gpus-per-trial 0.25",
 )
+@functools.partial(with_config_options, leave_out=("seed",))  # --seeds sets them
 def sweep(
-    seeds: Annotated[str, typer.Option(help="Seeds: ranges and lists, e.g. 0-4 or 0,2,7.")] = "0-2",
+    settings: dict[str, Any],
+    seeds: Annotated[str, typer.Option(help="Seeds: ranges and lists, e.g. 0-4 or 0,2,7.", metavar="TEXT")] = "0-2",
     set_values: Annotated[
         list[str] | None,
         typer.Option(
@@ -705,32 +786,38 @@ def sweep(
             help="Swept setting key=v1,v2,... (repeatable; any train setting, plus algo=mappo,ippo); "
             "one value fixes it.",
             show_default=False,
+            metavar="TEXT",
         ),
     ] = None,
-    preset: Annotated[str, typer.Option(help=f"Base settings: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
+    preset: Annotated[str, typer.Option(help=f"Base settings: {', '.join(PRESETS)}.", metavar="TEXT")] = DEFAULT_PRESET,
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False)
+        Path | None,
+        typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False, metavar="PATH"),
     ] = None,
-    scenario: Annotated[str | None, typer.Option(help="VMAS scenario.", show_default=False)] = None,
-    n_agents: Annotated[int | None, typer.Option(help="Number of agents.", show_default=False)] = None,
-    frames: Annotated[int | None, typer.Option(help="Total frames per trial.", show_default=False)] = None,
-    episodes: Annotated[int, typer.Option(help="Evaluation episodes per trial.")] = 200,
+    scenario_arg: ScenarioArgs = None,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per trial.", metavar="N")] = 200,
     out: Annotated[
         Path | None,
         typer.Option(
             help="Sweep folder (default: checkpoints/sweep-<hash of the sweep>, so the same command resumes).",
             show_default=False,
+            metavar="PATH",
         ),
     ] = None,
     address: Annotated[
         str | None,
         typer.Option(
-            envvar="RAY_ADDRESS", help="Ray cluster to run on (default: a local Ray on 127.0.0.1).", show_default=False
+            envvar="RAY_ADDRESS",
+            help="Ray cluster to run on (default: a local Ray on 127.0.0.1).",
+            show_default=False,
+            metavar="HOST:PORT",
         ),
     ] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).")] = 0.0,
-    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.")] = 4,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.", metavar="X")] = 1.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).", metavar="X")
+    ] = 0.0,
+    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.", metavar="N")] = 4,
     device: Device = "cpu",
     as_json: AsJson = False,
 ) -> None:
@@ -752,11 +839,9 @@ def sweep(
     resolve_device(device)
     if address:
         sweeps.check_address(address)
-    fixed = {
-        name: value
-        for name, value in (("scenario", scenario), ("n_agents", n_agents), ("total_frames", frames))
-        if value is not None
-    }
+    fixed = dict(settings)  # train's options, given to the sweep: the same value in every trial
+    if scenario_arg:
+        fixed["scenario_args"] = parse_scenario_args(scenario_arg)
     if config_file is not None:
         fixed = {**load_config_file(config_file), **fixed}
     fixed_by_set, grid = sweeps.split_fixed(sweeps.parse_sets(set_values or []))
@@ -828,8 +913,9 @@ def _exit_if_trials_failed(rows: list[dict[str, Any]]) -> None:
 
 
 @app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"
-    "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors"
+    "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors",
 )
 def export(
     checkpoint: CheckpointPath,
@@ -862,7 +948,8 @@ def export(
 
 
 @app.command(
-    epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n  marlnav scenarios --details --json"
+    cls=_Command,
+    epilog="Examples:\n\n  marlnav scenarios\n\n  marlnav scenarios --details\n\n  marlnav scenarios --details --json",
 )
 def scenarios(
     details: Annotated[
@@ -871,6 +958,7 @@ def scenarios(
             "--details",
             help="Build each scenario (a few seconds each) and show its "
             "agent groups, observation and action sizes, and what its end means.",
+            metavar="",
         ),
     ] = False,
     as_json: AsJson = False,
@@ -913,7 +1001,7 @@ def scenarios(
     console.print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def version() -> None:
     """Print marlnav's version."""
     console.print(__version__)

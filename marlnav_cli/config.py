@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -28,31 +29,47 @@ MAX_CONFIG_FILE_BYTES = 1 << 20
 ADDED_LATER = {"discrete": False}
 
 
+ENVIRONMENT, PPO, MODEL, RUN = "Environment", "PPO", "Model", "Run"  # help panels
+
+
+def setting(default: Any, help: str, panel: str, *, flag: str | None = None, off: str | None = None) -> Any:
+    """A config field with what the command line needs to offer it: the flag (default: the field's name
+    with dashes), the flag that turns a bool off, the help text and the help panel. The one place each
+    setting is described: train's and sweep's options, --set and error messages are built from it."""
+    return field(default=default, metadata={"help": help, "panel": panel, "flag": flag, "off": off})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a run. Defaults reproduce TorchRL's multi-agent PPO tutorial."""
 
-    scenario: str = "navigation"
-    n_agents: int = 3
-    frames_per_batch: int = 6_000
-    total_frames: int = 60_000
-    max_steps: int = 100
-    num_epochs: int = 30
-    minibatch_size: int = 400
-    lr: float = 3e-4
-    max_grad_norm: float = 1.0
-    clip_epsilon: float = 0.2
-    gamma: float = 0.99
-    lmbda: float = 0.9
-    entropy_coeff: float = 1e-4
-    anneal_lr: bool = False
-    depth: int = 2
-    num_cells: int = 256
-    mappo: bool = True
-    share_policy: bool = True
-    share_critic: bool = True
-    discrete: bool = False
-    seed: int = 0
+    scenario: str = setting("navigation", "VMAS scenario (marlnav scenarios lists them).", ENVIRONMENT)
+    n_agents: int = setting(
+        3, "Number of agents, for scenarios that take it (else the scenario's own team).", ENVIRONMENT
+    )
+    frames_per_batch: int = setting(6_000, "Frames per iteration (a multiple of --max-steps).", PPO)
+    total_frames: int = setting(60_000, "Total frames to collect.", PPO, flag="--frames")
+    max_steps: int = setting(100, "Episode step limit.", ENVIRONMENT)
+    num_epochs: int = setting(30, "PPO epochs over each batch.", PPO, flag="--epochs")
+    minibatch_size: int = setting(400, "Frames per minibatch.", PPO)
+    lr: float = setting(3e-4, "Adam learning rate.", PPO)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", PPO)
+    clip_epsilon: float = setting(0.2, "PPO clip range.", PPO)
+    gamma: float = setting(0.99, "Discount factor.", PPO)
+    lmbda: float = setting(0.9, "GAE lambda.", PPO)
+    entropy_coeff: float = setting(1e-4, "Entropy bonus coefficient.", PPO)
+    anneal_lr: bool = setting(False, "Decay the learning rate linearly to 0 over the run.", PPO, off="--constant-lr")
+    depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
+    num_cells: int = setting(256, "Units per hidden layer.", MODEL)
+    mappo: bool = setting(
+        True, "Critic centralised over the agent's group (MAPPO) or local (IPPO).", MODEL, off="--ippo"
+    )
+    share_policy: bool = setting(True, "One policy network for all agents of a group.", MODEL, off="--no-share-policy")
+    share_critic: bool = setting(True, "One critic network for all agents of a group.", MODEL, off="--no-share-critic")
+    discrete: bool = setting(
+        False, "Discrete actions (a categorical policy) or continuous ones.", ENVIRONMENT, off="--continuous"
+    )
+    seed: int = setting(0, "Random seed (torch and VMAS), 0 to 2^32-1.", RUN)
     scenario_args: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,14 +104,14 @@ class TrainConfig:
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COUNT:
-                raise ConfigError(f"{_flag(name)} must be a positive integer up to {MAX_COUNT:.0e}, got {value!r}")
+                raise ConfigError(f"{flag_of(name)} must be a positive integer up to {MAX_COUNT:.0e}, got {value!r}")
         for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-                raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
+                raise ConfigError(f"{flag_of(name)} must be a finite number, got {value!r}")
         for name in ("lr", "max_grad_norm", "clip_epsilon"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{_flag(name)} must be a positive number, got {getattr(self, name)!r}")
+                raise ConfigError(f"{flag_of(name)} must be a positive number, got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma!r}")
         if not 0 <= self.lmbda <= 1:
@@ -313,8 +330,19 @@ def _as_float(name: str, value: int | float) -> float:
         raise ConfigError(f"config key {name} is too large: {value}") from None
 
 
-def _flag(field_name: str) -> str:
-    return "--" + {"total_frames": "frames", "num_epochs": "epochs"}.get(field_name, field_name).replace("_", "-")
+def flag_of(field_name: str) -> str:
+    """The command-line flag of a config field: its metadata's, else the name with dashes."""
+    metadata = {f.name: f.metadata for f in fields(TrainConfig)}[field_name]
+    return metadata.get("flag") or "--" + field_name.replace("_", "-")
+
+
+def field_of_flag(name: str) -> str | None:
+    """The config field a flag or field name (with or without dashes) stands for, or None."""
+    wanted = "--" + name.lstrip("-").replace("_", "-")
+    for f in fields(TrainConfig):
+        if f.name != "scenario_args" and wanted in (flag_of(f.name), "--" + f.name.replace("_", "-")):
+            return f.name
+    return None
 
 
 def available_scenarios() -> list[str]:
@@ -324,8 +352,11 @@ def available_scenarios() -> list[str]:
 
 
 def check_scenario(name: str) -> None:
-    if name not in available_scenarios():
-        raise ConfigError(f"unknown VMAS scenario {name!r}; known: {', '.join(available_scenarios())}")
+    known = available_scenarios()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown VMAS scenario {name!r}; {hint}marlnav scenarios lists the {len(known)} known")
 
 
 def check_fits_in_memory(frames: int, n_agents: int) -> None:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.config import TrainConfig, parse_int_ranges, typed_value
+from marlnav_cli.config import TrainConfig, field_of_flag, parse_int_ranges, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import ensure_folder, write_text_atomic
 
 # --set names that are not config fields as written.
-SET_ALIASES = {"frames": "total_frames", "epochs": "num_epochs"}
 RESULT_FIELDS = (
     "trial",
     "seed",
@@ -64,8 +63,8 @@ def parse_sets(items: list[str]) -> dict[str, list[Any]]:
                 raise ConfigError(f"--set algo takes mappo and ippo, not {', '.join(unknown)}")
             grid["mappo"] = [v.strip() == "mappo" for v in values.split(",")]
             continue
-        name = SET_ALIASES.get(key, key)
-        if name not in fields:
+        name = field_of_flag(key)  # a field's name or its flag's: lr, frames, num_epochs, epochs
+        if name is None or name not in fields:
             raise ConfigError(f"--set {key}: not a training setting (use seeds with --seeds)")
         grid[name] = [typed_value(v.strip()) for v in values.split(",")]
         for value in grid[name]:

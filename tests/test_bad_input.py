@@ -11,6 +11,7 @@ from tests.conftest import TINY_TRAIN
 
 CASES = {
     "unknown-scenario": (["train", "--scenario", "nowhere"], "unknown VMAS scenario 'nowhere'"),
+    "misspelt-scenario": (["train", "--scenario", "navigaton"], "did you mean 'navigation'?"),
     "zero-agents": (["train", "--n-agents", "0"], "--n-agents must be a positive integer"),
     "negative-frames": (["train", "--frames", "-5"], "--frames must be a positive integer"),
     "zero-epochs": (["train", "--epochs", "0"], "--epochs must be a positive integer"),

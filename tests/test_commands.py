@@ -14,13 +14,6 @@ from safetensors import safe_open
 from tests.conftest import TINY_TRAIN
 
 
-def test_help_of_every_command_shows_examples(cli) -> None:
-    for command in ("train", "evaluate", "render", "inspect-specs", "rollout"):
-        result = cli(command, "--help")
-        assert result.exit_code == 0
-        assert "Examples" in result.stdout and f"marlnav {command}" in result.stdout
-
-
 def test_train_writes_checkpoint_metrics_and_curve(trained_run: Path) -> None:
     rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
     assert [int(row["iteration"]) for row in rows] == [1, 2]
