@@ -33,13 +33,13 @@ format: install
 
 # Benchmarks print figures and write JSON under benchmarks/results/; they assert nothing.
 bench: install
-	$(PY) benchmarks/vs_tutorial.py $(ARGS)
+	$(PY) -m benchmarks.vs_tutorial $(ARGS)
 
 bench-paths: install
-	$(PY) benchmarks/hot_paths.py $(ARGS)
+	$(PY) -m benchmarks.hot_paths $(ARGS)
 
 bench-scale: install
-	$(PY) benchmarks/scale.py $(ARGS)
+	$(PY) -m benchmarks.scale $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

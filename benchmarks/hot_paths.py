@@ -1,6 +1,6 @@
 """marlnav's two hand-written hot paths against the TorchRL components they replace, interleaved in one process.
 
-Usage: python benchmarks/hot_paths.py [--device cpu] [--repeats 7] [--preset tutorial]
+Usage: python -m benchmarks.hot_paths [--device cpu] [--repeats 7] [--preset tutorial]
            [--out benchmarks/results/hot_paths.json]
 
   - collection of one batch (6000 frames, 60 envs at the tutorial's settings): raw VMAS stepping with
@@ -21,23 +21,21 @@ import argparse
 import gc
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+import vmas
+from torchrl.collectors import Collector
+
+from marlnav_cli.collect import ExperienceCollector
+from marlnav_cli.config import TrainConfig, preset_config
+from marlnav_cli.envs import agent_groups, make_env
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
+from marlnav_cli.ppo import PPOBatch, PPOObjective, clip_ppo_loss_for
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # measure this checkout's marlnav, whatever is installed
-
-import torch  # noqa: E402
-import vmas  # noqa: E402
-from torchrl.collectors import Collector  # noqa: E402
-
-from marlnav_cli.collect import ExperienceCollector  # noqa: E402
-from marlnav_cli.config import TrainConfig, preset_config  # noqa: E402
-from marlnav_cli.envs import agent_groups, make_env  # noqa: E402
-from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy  # noqa: E402
-from marlnav_cli.ppo import PPOBatch, PPOObjective, clip_ppo_loss_for  # noqa: E402
 
 
 def fastest(variants: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """How marlnav scales: frames/s of collection and of a whole training iteration, by envs and agents.
 
-Usage: python benchmarks/scale.py [--device cpu] [--envs 60 600 6000] [--agents 3 6 12]
+Usage: python -m benchmarks.scale [--device cpu] [--envs 60 600 6000] [--agents 3 6 12]
            [--max-steps 20] [--epochs 1] [--out benchmarks/results/scale.json]
 
 Each cell trains two iterations of navigation with the default preset, except frames per batch =
@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from marlnav_cli.config import DEFAULT_PRESET, preset_config
+from marlnav_cli.envs import resolve_device
+from marlnav_cli.train import train
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-
-from marlnav_cli.config import DEFAULT_PRESET, preset_config  # noqa: E402
-from marlnav_cli.envs import resolve_device  # noqa: E402
-from marlnav_cli.train import train  # noqa: E402
 
 
 def measure(num_envs: int, n_agents: int, args: argparse.Namespace) -> dict:

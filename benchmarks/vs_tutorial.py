@@ -1,7 +1,7 @@
 """marlnav against the tutorial port, side by side in one run: time to quality, and the two floors.
 
-Usage: python benchmarks/vs_tutorial.py [--seeds 0 1 2] [--floors-only] [--floor-iterations 8] [--device cpu]
-           [--eval-episodes 200] [--tutorial ../shared/baseline/tutorial_mappo.py]
+Usage: python -m benchmarks.vs_tutorial [--seeds 0 1 2] [--floors-only] [--floor-iterations 8] [--device cpu]
+           [--eval-episodes 200] [--tutorial SCRIPT]
            [--out benchmarks/results/vs_tutorial.json]
 
 For each seed it trains the tutorial port (its own script, in a subprocess) and `marlnav train` with
@@ -33,19 +33,18 @@ import time
 from operator import truediv
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # measure this checkout's marlnav, whatever is installed
-
-import torch  # noqa: E402
-
-DEFAULT_TUTORIAL = REPO.parent / "shared" / "baseline" / "tutorial_mappo.py"
 
 
-def run_tutorial(script: Path, seed: int, device: str, episodes: int) -> dict:
+def run_tutorial(script: Path | None, seed: int, device: str, episodes: int) -> dict:
+    """The tutorial in its own process: benchmarks/tutorial_reference.py, or another script taking its options."""
+    program = ["-m", "benchmarks.tutorial_reference"] if script is None else [str(script)]
     completed = subprocess.run(
         [
             sys.executable,
-            str(script),
+            *program,
             "--iters",
             "10",
             "--seed",
@@ -58,6 +57,7 @@ def run_tutorial(script: Path, seed: int, device: str, episodes: int) -> dict:
         capture_output=True,
         text=True,
         check=True,
+        cwd=REPO,
     )
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     return {
@@ -139,8 +139,7 @@ def floors_against_marlnav(device: str, iterations: int) -> dict[str, dict]:
     """
     import dataclasses
 
-    from hot_paths import RawVmasFloor, UpdateFloor
-
+    from benchmarks.hot_paths import RawVmasFloor, UpdateFloor
     from marlnav_cli.config import preset_config
     from marlnav_cli.train import train
 
@@ -188,7 +187,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-episodes", type=int, default=200)
-    parser.add_argument("--tutorial", type=Path, default=DEFAULT_TUTORIAL)
+    parser.add_argument(
+        "--tutorial",
+        type=Path,
+        default=None,
+        help="another tutorial script (default: benchmarks/tutorial_reference.py)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "vs_tutorial.json")
     parser.add_argument("--floors-only", action="store_true", help="skip the training runs; measure the floors only")
     parser.add_argument(

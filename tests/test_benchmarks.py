@@ -1,0 +1,49 @@
+"""The benchmarks run from a fresh clone: the tutorial reference (TorchRL's stock components) at tiny sizes,
+and every benchmark module imports as part of the repo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _module(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_tutorial_reference_trains_and_evaluates_at_tiny_sizes() -> None:
+    completed = _module(
+        "benchmarks.tutorial_reference",
+        "--iters",
+        "2",
+        "--frames-per-batch",
+        "200",
+        "--max-steps",
+        "20",
+        "--epochs",
+        "1",
+        "--minibatch-size",
+        "100",
+        "--num-cells",
+        "8",
+        "--eval-episodes",
+        "4",
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert len(result["rewards"]) == 2 and all(isinstance(reward, float) for reward in result["rewards"])
+    assert result["total_s"] >= result["collect_s"] + result["train_s"] > 0
+    assert 0.0 <= result["eval"]["success_rate"] <= 1.0 and 1 <= result["eval"]["mean_length"] <= 20
+
+
+@pytest.mark.parametrize("module", ["benchmarks.vs_tutorial", "benchmarks.hot_paths", "benchmarks.scale"])
+def test_benchmark_modules_import_without_files_outside_the_repo(module: str) -> None:
+    completed = _module(module, "--help")
+    assert completed.returncode == 0, completed.stderr
+    assert "usage" in completed.stdout.lower()
