@@ -67,7 +67,13 @@ DEFAULTS = TrainConfig()
 # --- options shared by several commands ------------------------------------------------------
 ENV_PANEL, RUN_PANEL, OUTPUT_PANEL = "Environment", "Run", "Output"
 Scenario = Annotated[
-    str, typer.Option(help="VMAS scenario (marlnav scenarios lists them).", metavar="NAME", rich_help_panel=ENV_PANEL)
+    str | None,
+    typer.Option(
+        help="VMAS scenario (marlnav scenarios lists them; default navigation).",
+        metavar="NAME",
+        rich_help_panel=ENV_PANEL,
+        show_default=False,
+    ),
 ]
 NAgents = Annotated[
     int | None,
@@ -84,8 +90,18 @@ Discrete = Annotated[
         "--discrete", help="Discrete actions (VMAS's continuous_actions=False).", metavar="", rich_help_panel=ENV_PANEL
     ),
 ]
-MaxSteps = Annotated[int, typer.Option(help="Episode length limit in steps.", metavar="N", rich_help_panel=ENV_PANEL)]
-Seed = Annotated[int, typer.Option(help="Random seed (torch and VMAS).", metavar="N", rich_help_panel=RUN_PANEL)]
+MaxSteps = Annotated[
+    int | None,
+    typer.Option(
+        help="Episode length limit in steps (default 100).", metavar="N", rich_help_panel=ENV_PANEL, show_default=False
+    ),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option(
+        help="Random seed (torch and VMAS; default 0).", metavar="N", rich_help_panel=RUN_PANEL, show_default=False
+    ),
+]
 Device = Annotated[
     str,
     typer.Option(
@@ -377,13 +393,13 @@ def train(
     epilog="Examples:\n\n  marlnav inspect-specs\n\n  marlnav inspect-specs --scenario balance --n-agents 4 --json",
 )
 def inspect_specs(
-    scenario: Scenario = DEFAULTS.scenario,
+    scenario: Scenario = None,
     n_agents: NAgents = None,
     num_envs: NumEnvs = DEFAULTS.num_envs,
-    max_steps: MaxSteps = DEFAULTS.max_steps,
+    max_steps: MaxSteps = None,
     discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
-    seed: Seed = DEFAULTS.seed,
+    seed: Seed = None,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
@@ -397,7 +413,7 @@ def inspect_specs(
         return
     groups = ", ".join(f"{name} x{len(agents)}" for name, agents in description["groups"].items())
     tree = Tree(
-        f"[bold]{escape(scenario)}[/]: {num_envs} envs, {description['n_agents']} agents (groups: "
+        f"[bold]{escape(description['scenario'])}[/]: {num_envs} envs, {description['n_agents']} agents (groups: "
         f"{escape(groups)}), batch size {description['batch_size']}"
     )
     for section in ("action_spec", "reward_spec", "done_spec", "observation_spec"):
@@ -409,18 +425,35 @@ def inspect_specs(
 
 
 def _env_config(
-    scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool, scenario_arg: list[str] | None
+    scenario: str | None,
+    n_agents: int | None,
+    max_steps: int | None,
+    seed: int | None,
+    discrete: bool,
+    scenario_arg: list[str] | None,
 ) -> TrainConfig:
+    """The env settings given, the defaults (the tutorial's) for the rest."""
     from marlnav_cli.experiment import env_config
 
     return env_config(
-        scenario=scenario,
+        scenario=DEFAULTS.scenario if scenario is None else scenario,
         n_agents=n_agents,
-        max_steps=max_steps,
-        seed=seed,
+        max_steps=DEFAULTS.max_steps if max_steps is None else max_steps,
+        seed=DEFAULTS.seed if seed is None else seed,
         discrete=discrete,
         scenario_args=parse_scenario_args(scenario_arg or []),
     )
+
+
+def _refuse_env_options(**given: Any) -> None:
+    """With a checkpoint the env is the one it was trained in: an env option would be silently ignored."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False, [])]
+    if named:
+        raise MarlnavError(
+            f"the checkpoint fixes the env it runs in; {', '.join(named)} would be ignored: leave "
+            f"{'it' if len(named) == 1 else 'them'} out (evaluate and render take --n-agents for "
+            "another team size)"
+        )
 
 
 def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
@@ -435,29 +468,40 @@ def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
 @app.command(
     cls=_Command,
     epilog="Examples:\n\n  marlnav rollout\n\n  marlnav rollout --steps 20 --num-envs 4 --json\n\n"
-    "  marlnav rollout --checkpoint checkpoints/RUN/policy.safetensors",
+    "  marlnav rollout checkpoints/RUN/policy.safetensors",
 )
 def rollout(
-    steps: Annotated[int, typer.Option(help="Steps to run.", metavar="N")] = 5,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(
-            help="Act with this checkpoint's policy instead of random actions.", show_default=False, metavar="PATH"
+        typer.Argument(
+            help="Act with this checkpoint's policy instead of random actions.",
+            show_default=False,
+            metavar="[CHECKPOINT]",
         ),
     ] = None,
-    scenario: Scenario = DEFAULTS.scenario,
+    steps: Annotated[int, typer.Option(help="Steps to run.", metavar="N")] = 5,
+    scenario: Scenario = None,
     n_agents: NAgents = None,
     num_envs: NumEnvs = DEFAULTS.num_envs,
-    max_steps: MaxSteps = DEFAULTS.max_steps,
+    max_steps: MaxSteps = None,
     discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
-    seed: Seed = DEFAULTS.seed,
+    seed: Seed = None,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
     from marlnav_cli.experiment import rollout_summary
 
+    if checkpoint is not None:
+        _refuse_env_options(
+            scenario=scenario,
+            n_agents=n_agents,
+            max_steps=max_steps,
+            discrete=discrete,
+            scenario_arg=scenario_arg,
+            seed=seed,
+        )
     config = (
         None if checkpoint is not None else _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
     )
@@ -606,9 +650,9 @@ def render(
     random: Annotated[
         bool, typer.Option("--random", help="Random actions instead of a trained policy.", metavar="")
     ] = False,
-    scenario: Scenario = DEFAULTS.scenario,
+    scenario: Scenario = None,
     n_agents: NAgents = None,
-    max_steps: MaxSteps = DEFAULTS.max_steps,
+    max_steps: MaxSteps = None,
     discrete: Discrete = False,
     scenario_arg: ScenarioArgs = None,
     seed: Annotated[
@@ -629,6 +673,8 @@ def render(
             else "with --random give only OUT.gif or OUT.mp4 (the scenario comes from the options)"
         )
     checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
+    if not random:  # --n-agents stays: the checkpoint's shared policy for another team size
+        _refuse_env_options(scenario=scenario, max_steps=max_steps, discrete=discrete, scenario_arg=scenario_arg)
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
         result = render_episodes(

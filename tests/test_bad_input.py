@@ -39,7 +39,15 @@ CASES = {
     "render-one-path": (["render", "{ckpt}"], "give CHECKPOINT and OUT.gif"),
     "render-episodes-zero": (["render", "{ckpt}", "{tmp}/out.gif", "--episodes", "0"], "--episodes must be"),
     "rollout-steps-zero": (["rollout", "--steps", "0"], "--steps must be a positive integer"),
-    "rollout-bad-checkpoint": (["rollout", "--checkpoint", "{tmp}/text.safetensors"], "not a readable"),
+    "rollout-bad-checkpoint": (["rollout", "{tmp}/text.safetensors"], "not a readable"),
+    "rollout-checkpoint-with-env-option": (
+        ["rollout", "{ckpt}", "--scenario", "balance"],
+        "--scenario would be ignored",
+    ),
+    "render-checkpoint-with-env-option": (
+        ["render", "{ckpt}", "{tmp}/o.gif", "--max-steps", "7"],
+        "--max-steps would be ignored",
+    ),
     "resume-missing": (["train", "--resume", "{tmp}/none.safetensors"], "does not exist"),
     "resume-foreign-file": (["train", "--resume", "{tmp}/text.safetensors"], "not a readable safetensors"),
     "checkpoint-every-zero": (

@@ -75,7 +75,7 @@ def test_rollout_random_reports_structure_and_rewards(cli) -> None:
 
 
 def test_rollout_with_checkpoint_uses_policy(cli, checkpoint: Path) -> None:
-    result = cli("rollout", "--checkpoint", checkpoint, "--num-envs", "2", "--device", "cpu", "--json")
+    result = cli("rollout", checkpoint, "--num-envs", "2", "--device", "cpu", "--json")
     assert result.exit_code == 0
     summary = result.json()
     assert summary["policy"] == "checkpoint"

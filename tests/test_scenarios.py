@@ -166,7 +166,7 @@ def test_discrete_navigation_trains_evaluates_and_renders(cli, tmp_path: Path) -
     first = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
     second = cli("evaluate", checkpoint, "--episodes", "4", "--device", "cpu", "--json").json()
     assert first["policy"] == second["policy"]  # the most likely action: deterministic
-    rollout = cli("rollout", "--checkpoint", checkpoint, "--num-envs", "2", "--device", "cpu", "--json").json()
+    rollout = cli("rollout", checkpoint, "--num-envs", "2", "--device", "cpu", "--json").json()
     shapes = {".".join(leaf["key"]): (leaf["shape"], leaf["dtype"]) for leaf in rollout["keys"]}
     assert shapes["agents.action"] == ([2, 5, 3], "int64") and "agents.logits" in shapes
     assert cli("render", checkpoint, tmp_path / "d.gif", "--device", "cpu").exit_code == 0
