@@ -476,7 +476,7 @@ def rollout(
         typer.Argument(
             help="Act with this checkpoint's policy instead of random actions.",
             show_default=False,
-            metavar="[CHECKPOINT]",
+            metavar="CHECKPOINT",
         ),
     ] = None,
     steps: Annotated[int, typer.Option(help="Steps to run.", metavar="N")] = 5,
