@@ -905,7 +905,7 @@ def sweep(
         )
         err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
 
-    rows = sweeps.run_sweep(
+    outcome = sweeps.sweep_and_summarise(
         trials,
         folder,
         episodes=episodes,
@@ -916,25 +916,14 @@ def sweep(
         max_parallel=max_parallel,
         on_result=on_result,
     )
-    summary = sweeps.summarise(rows, trials)
-    sweeps.write_summary(folder / "summary.csv", summary)
-    sweeps.plot_sweep(trials, rows, folder / "curves.png")
     if as_json:
-        console.print_json(
-            json.dumps(
-                {
-                    "folder": str(folder),
-                    "summary": summary,
-                    "failed": [r["trial"] for r in rows if r.get("status") != "ok"],
-                }
-            )
-        )
-        _exit_if_trials_failed(rows)
+        console.print_json(json.dumps({"folder": str(folder), "summary": outcome.summary, "failed": outcome.failed}))
+        _exit_if_trials_failed(outcome)
         return
     table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
     for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean", "success 95% CI"):
         table.add_column(column, justify="left" if column == "config" else "right")
-    for entry in summary:
+    for entry in outcome.summary:
         figures = [
             _number(entry.get("eval_mean_reward_mean")),
             _interval(entry, "eval_mean_reward", 3),
@@ -948,13 +937,15 @@ def sweep(
         f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
         f"curves: {escape(str(folder / 'curves.png'))}"
     )
-    _exit_if_trials_failed(rows)
+    _exit_if_trials_failed(outcome)
 
 
-def _exit_if_trials_failed(rows: list[dict[str, Any]]) -> None:
-    failed = [row["trial"] for row in rows if row.get("status") != "ok"]
-    if failed:
-        err_console.print(f"error: {len(failed)} of {len(rows)} trials failed: {escape(', '.join(failed[:5]))}")
+def _exit_if_trials_failed(outcome: Any) -> None:
+    if outcome.failed:
+        err_console.print(
+            f"error: {len(outcome.failed)} of {len(outcome.rows)} trials failed: "
+            f"{escape(', '.join(outcome.failed[:5]))}"
+        )
         raise typer.Exit(1)
 
 

@@ -203,6 +203,26 @@ def write_results(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> N
     write_text_atomic(path, buffer.getvalue())
 
 
+@dataclass(frozen=True)
+class SweepOutcome:
+    folder: Path
+    rows: list[dict[str, Any]]  # one per trial, as results.csv holds them
+    summary: list[dict[str, Any]]  # one per config, as summary.csv holds it
+
+    @property
+    def failed(self) -> list[str]:
+        return [row["trial"] for row in self.rows if row.get("status") != "ok"]
+
+
+def sweep_and_summarise(trials: list[Trial], folder: Path, **run_options: Any) -> SweepOutcome:
+    """The whole sweep: every trial (see run_sweep), then summary.csv and curves.png beside results.csv."""
+    rows = run_sweep(trials, folder, **run_options)
+    summary = summarise(rows, trials)
+    write_summary(folder / "summary.csv", summary)
+    plot_sweep(trials, rows, folder / "curves.png")
+    return SweepOutcome(folder=folder, rows=rows, summary=summary)
+
+
 def run_sweep(
     trials: list[Trial],
     folder: Path,
