@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +75,28 @@ def training_metrics(folder: Path) -> list[dict]:
     (a run's last iteration is always evaluated, so a split run has one more) left out."""
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in row.items() if not k.endswith("_s") and not k.startswith("eval_")} for row in rows]
+
+
+def start_long_training(run_folder: Path, *, iterations: int = 2) -> subprocess.Popen:
+    """`marlnav train` in its own process, far too long to finish, returned once `iterations` are on disk."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from marlnav_cli.cli import main; main()",
+            "train",
+            *TINY_TRAIN,
+            "--frames",
+            "100000",
+            "--out",
+            str(run_folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = run_folder / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= iterations) and time.time() < deadline:
+        time.sleep(0.2)
+    return process

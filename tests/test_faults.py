@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from marlnav_cli.checkpoint import read_checkpoint
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_TRAIN, start_long_training
 
 MARLNAV = [sys.executable, "-c", "from marlnav_cli.cli import main; main()"]
 
@@ -182,16 +181,8 @@ def test_disk_full_on_other_outputs_is_one_line(
 
 def test_sigterm_stops_like_ctrl_c_and_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    process = subprocess.Popen(
-        [*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     metrics = run / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
-        time.sleep(0.2)
+    process = start_long_training(run)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
@@ -202,15 +193,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_a_loadable_checkpoint(tmp_path: Pa
 
 def test_a_run_folder_belongs_to_one_run(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    first = subprocess.Popen(
-        [*MARLNAV, "train", *TINY_TRAIN, "--frames", "100000", "--out", str(run)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.2)
+    first = start_long_training(run, iterations=1)
     second = subprocess.run(
         [*MARLNAV, "train", *TINY_TRAIN, "--seed", "9", "--out", str(run)], capture_output=True, text=True, timeout=120
     )

@@ -5,40 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from marlnav_cli.checkpoint import read_checkpoint
-from tests.conftest import TINY_TRAIN, training_metrics
+from tests.conftest import TINY_TRAIN, start_long_training, training_metrics
 
 
 def test_sigint_during_train_saves_checkpoint_and_exits_130(tmp_path: Path) -> None:
     run_folder = tmp_path / "run"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from marlnav_cli.cli import main; main()",
-            "train",
-            *TINY_TRAIN,
-            "--frames",
-            "100000",
-            "--out",
-            str(run_folder),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     metrics = run_folder / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
-        time.sleep(0.2)
+    process = start_long_training(run_folder)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
