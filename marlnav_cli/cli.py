@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -32,6 +32,7 @@ from marlnav_cli.config import (
     preset_config,
 )
 from marlnav_cli.errors import MarlnavError
+from marlnav_cli.metrics import LOGGERS
 
 
 class _FlagHelp:
@@ -63,6 +64,9 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 DEFAULTS = TrainConfig()
+
+PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]  # choices in --help, checked by typer
+LoggerName = Literal[LOGGERS]  # type: ignore[valid-type]
 
 # --- options shared by several commands ------------------------------------------------------
 ENV_PANEL, RUN_PANEL, OUTPUT_PANEL = "Environment", "Run", "Output"
@@ -192,11 +196,10 @@ def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
 def train(
     settings: dict[str, Any],
     preset: Annotated[
-        str | None,
+        PresetName | None,
         typer.Option(
-            help=f"Starting settings: {', '.join(PRESETS)} (default {DEFAULT_PRESET}); options override them.",
+            help=f"Starting settings (default {DEFAULT_PRESET}); options override them.",
             show_default=False,
-            metavar="TEXT",
             rich_help_panel="Run",
         ),
     ] = None,
@@ -257,11 +260,10 @@ def train(
         ),
     ] = None,
     logger: Annotated[
-        str,
+        LoggerName,
         typer.Option(
-            help="Also log the metrics through TorchRL's logger: none, csv, tensorboard, wandb (offline) or mlflow "
-            "(a file store in the run folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'.",
-            metavar="TEXT",
+            help="Also log the metrics through TorchRL's logger (wandb offline, mlflow to a file store in the run "
+            "folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'.",
             rich_help_panel="Output",
         ),
     ] = "none",
@@ -835,7 +837,7 @@ def sweep(
             metavar="TEXT",
         ),
     ] = None,
-    preset: Annotated[str, typer.Option(help=f"Base settings: {', '.join(PRESETS)}.", metavar="TEXT")] = DEFAULT_PRESET,
+    preset: Annotated[PresetName, typer.Option(help="Base settings.")] = DEFAULT_PRESET,
     config_file: Annotated[
         Path | None,
         typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False, metavar="PATH"),

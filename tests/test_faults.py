@@ -309,3 +309,12 @@ def test_random_mutations_of_a_checkpoint_never_give_a_traceback(cli, checkpoint
                 assert isinstance(result.json(), dict)
             outcomes[result.exit_code] += 1
     assert outcomes[2] > 0 and outcomes[0] > 0  # the mutations both break and spare checkpoints
+
+
+def test_a_scenario_that_cannot_place_its_agents_times_out(cli, monkeypatch) -> None:
+    """agent_radius=1e5 makes VMAS's placement loop run for ever; the build is given a time limit."""
+    import marlnav_cli.envs as envs
+
+    monkeypatch.setattr(envs, "SCENARIO_BUILD_LIMIT_S", 2)
+    result = cli("inspect-specs", "--scenario-arg", "agent_radius=100000", "--num-envs", "1")
+    _one_line_refusal(result, "did not finish building in 2 s")
