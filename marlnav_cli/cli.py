@@ -433,15 +433,15 @@ def _env_config(
     seed: int | None,
     discrete: bool,
     scenario_arg: list[str] | None,
-) -> TrainConfig:
-    """The env settings given, the defaults (the tutorial's) for the rest."""
+) -> Any:
+    """The env settings given; the defaults (the tutorial's) for the rest."""
     from marlnav_cli.experiment import env_config
 
     return env_config(
-        scenario=DEFAULTS.scenario if scenario is None else scenario,
+        scenario=scenario,
         n_agents=n_agents,
-        max_steps=DEFAULTS.max_steps if max_steps is None else max_steps,
-        seed=DEFAULTS.seed if seed is None else seed,
+        max_steps=max_steps,
+        seed=seed,
         discrete=discrete,
         scenario_args=parse_scenario_args(scenario_arg or []),
     )

@@ -89,22 +89,15 @@ class TrainConfig:
     def algorithm(self) -> str:
         return "mappo" if self.mappo else "ippo"
 
+    @property
+    def env(self) -> EnvConfig:
+        """The settings of this run that build its env."""
+        return EnvConfig(**{name: getattr(self, name) for name in ENV_FIELDS})
+
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad value; return self so calls can chain."""
-        positive_ints = (
-            "n_agents",
-            "frames_per_batch",
-            "total_frames",
-            "max_steps",
-            "num_epochs",
-            "minibatch_size",
-            "depth",
-            "num_cells",
-        )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COUNT:
-                raise ConfigError(f"{flag_of(name)} must be a positive integer up to {MAX_COUNT:.0e}, got {value!r}")
+        self.env.validate()
+        _check_counts(self, ("frames_per_batch", "total_frames", "num_epochs", "minibatch_size", "depth", "num_cells"))
         for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
@@ -118,7 +111,6 @@ class TrainConfig:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:
             raise ConfigError(f"--entropy-coeff must be >= 0, got {self.entropy_coeff!r}")
-        check_seed(self.seed)
         if self.frames_per_batch % self.max_steps:
             raise ConfigError(
                 f"--frames-per-batch ({self.frames_per_batch}) must be a multiple of --max-steps "
@@ -129,9 +121,6 @@ class TrainConfig:
                 f"--minibatch-size ({self.minibatch_size}) is larger than a batch "
                 f"(--frames-per-batch {self.frames_per_batch})"
             )
-        check_scenario(self.scenario)
-        for key, value in self.scenario_args.items():
-            check_scenario_arg(key, value)
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
         return self
@@ -180,6 +169,42 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError("config JSON must be an object")
         return cls.from_dict(values, complete=True)
+
+
+ENV_FIELDS = ("scenario", "n_agents", "max_steps", "discrete", "seed", "scenario_args")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The settings that build an env, apart from training's: what inspect-specs, rollout and render take,
+    and the env part of every run (TrainConfig.env). Described, with their defaults, in TrainConfig."""
+
+    scenario: str
+    n_agents: int
+    max_steps: int
+    discrete: bool
+    seed: int
+    scenario_args: dict[str, Any]
+
+    def validate(self) -> EnvConfig:
+        _check_counts(self, ("n_agents", "max_steps"))
+        check_seed(self.seed)
+        check_scenario(self.scenario)
+        for key, value in self.scenario_args.items():
+            check_scenario_arg(key, value)
+        return self
+
+
+def default_env(**given: Any) -> EnvConfig:
+    """TrainConfig's env defaults (the tutorial's) with the given settings on top; None keeps a default."""
+    return dataclasses.replace(TrainConfig().env, **{k: v for k, v in given.items() if v is not None})
+
+
+def _check_counts(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COUNT:
+            raise ConfigError(f"{flag_of(name)} must be a positive integer up to {MAX_COUNT:.0e}, got {value!r}")
 
 
 # Named starting points for `train`; options given on the command line override them.

@@ -16,7 +16,7 @@ from torchrl.data import Composite, TensorSpec
 from torchrl.envs import RewardSum, TransformedEnv
 from torchrl.envs.libs.vmas import VmasEnv
 
-from marlnav_cli.config import TrainConfig, check_scenario
+from marlnav_cli.config import EnvConfig, TrainConfig, check_scenario
 from marlnav_cli.errors import ConfigError
 from marlnav_cli.scenarios import team_size_hint
 
@@ -74,7 +74,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_env(
-    config: TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool = True
+    config: EnvConfig | TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool = True
 ) -> TransformedEnv:
     """VMAS with its agents in TorchRL's groups (by name prefix), plus RewardSum per group.
 
@@ -110,7 +110,7 @@ def make_env(
     )
 
 
-def fixed_team_size(config: TrainConfig) -> int | None:
+def fixed_team_size(config: EnvConfig | TrainConfig) -> int | None:
     """The team size of a scenario that ignores n_agents, or reads it but keeps its own (multi_give_way);
     None when n_agents sets it. Builds the scenario once, so its arguments are checked too."""
     import vmas
@@ -139,7 +139,7 @@ SCENARIO_BUILD_LIMIT_S = 30
 
 
 @contextmanager
-def _time_limit(config: TrainConfig, seconds: int) -> Iterator[None]:
+def _time_limit(config: EnvConfig | TrainConfig, seconds: int) -> Iterator[None]:
     """Refuse a scenario that takes longer than `seconds` to build (main thread only: SIGALRM)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -161,7 +161,7 @@ def _time_limit(config: TrainConfig, seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _refuse_unused_arguments(config: TrainConfig, caught: list[warnings.WarningMessage]) -> None:
+def _refuse_unused_arguments(config: EnvConfig | TrainConfig, caught: list[warnings.WarningMessage]) -> None:
     unused = _unused_arguments(caught, config.scenario_args)
     if unused:
         raise ConfigError(f"scenario {config.scenario!r} takes no argument {', '.join(unused)}")
@@ -177,7 +177,7 @@ def _ignores_n_agents(caught: list[warnings.WarningMessage]) -> bool:
     return bool(_unused_arguments(caught, {"n_agents": None}))
 
 
-def _refused(config: TrainConfig, error: Exception) -> ConfigError:
+def _refused(config: EnvConfig | TrainConfig, error: Exception) -> ConfigError:
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
     return ConfigError(
         f"scenario {config.scenario!r} refused these settings "
@@ -185,7 +185,9 @@ def _refused(config: TrainConfig, error: Exception) -> ConfigError:
     )
 
 
-def _build_vmas(config: TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool) -> VmasEnv:
+def _build_vmas(
+    config: EnvConfig | TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool
+) -> VmasEnv:
     try:
         return VmasEnv(
             scenario=config.scenario,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tensordict.nn import TensorDictSequential
@@ -26,10 +26,12 @@ from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, sa
 from marlnav_cli.config import (
     DEFAULT_PRESET,
     MAX_COUNT,
+    EnvConfig,
     TrainConfig,
     check_fits_in_memory,
     check_positive,
     check_seed,
+    default_env,
     preset_config,
 )
 from marlnav_cli.display import ensure_display
@@ -54,6 +56,7 @@ from marlnav_cli.train import TrainState, check_resumable, train
 from marlnav_cli.validation import EVAL_KEYS, EvaluationSchedule, evaluate_iteration, quality
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
+ConfigT = TypeVar("ConfigT", EnvConfig, TrainConfig)
 # Evaluation during training by default: every 8 iterations (and the last), 100 held-out episodes. An
 # evaluation costs its 100 simulator steps whatever the episode count (about 0.5 s for navigation here), so
 # the schedule, not the episodes, sets the cost: about a tenth of the default run (docs/benchmarks.md).
@@ -137,7 +140,7 @@ def resolve_train_config(
     return dataclasses.replace(resume.config, **overrides).validate()
 
 
-def fit_team_size(config: TrainConfig, *, explicit: bool) -> TrainConfig:
+def fit_team_size(config: ConfigT, *, explicit: bool) -> ConfigT:
     """The scenario's own team size where it ignores n_agents; asking for another one is refused, saying
     how that scenario's team is set. Checked before any run folder exists."""
     fixed = fixed_team_size(config)
@@ -149,17 +152,21 @@ def fit_team_size(config: TrainConfig, *, explicit: bool) -> TrainConfig:
 
 
 def env_config(
-    *, scenario: str, n_agents: int | None, max_steps: int, seed: int, discrete: bool, scenario_args: dict[str, Any]
-) -> TrainConfig:
-    """The env part of a config, for commands that build an env but train nothing."""
-    config = TrainConfig(
+    *,
+    scenario: str | None,
+    n_agents: int | None,
+    max_steps: int | None,
+    seed: int | None,
+    discrete: bool,
+    scenario_args: dict[str, Any],
+) -> EnvConfig:
+    """The env settings given (None: the default), for commands that build an env but train nothing."""
+    config = default_env(
         scenario=scenario,
-        n_agents=TrainConfig.n_agents if n_agents is None else n_agents,
+        n_agents=n_agents,
         max_steps=max_steps,
         seed=seed,
         discrete=discrete,
-        frames_per_batch=max_steps,
-        minibatch_size=max_steps,
         scenario_args=scenario_args,
     ).validate()
     return fit_team_size(config, explicit=n_agents is not None)
@@ -441,7 +448,7 @@ def render_episodes(
     out: Path,
     *,
     checkpoint: Path | None,
-    config: TrainConfig | None,
+    config: EnvConfig | None,
     episodes: int,
     seed: int | None,
     device_name: str,
@@ -479,7 +486,7 @@ def render_episodes(
 
 
 def rollout_summary(
-    config: TrainConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None, device_name: str
+    config: EnvConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None, device_name: str
 ) -> dict[str, Any]:
     check_positive("--steps", steps)
     check_positive("--num-envs", num_envs)
@@ -535,7 +542,7 @@ def describe_scenario(scenario: str) -> dict[str, Any]:
     }
 
 
-def inspect_env(config: TrainConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:
+def inspect_env(config: EnvConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:
     check_positive("--num-envs", num_envs)
     config.validate()
     check_fits_in_memory(num_envs, config.n_agents)
