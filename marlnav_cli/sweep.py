@@ -183,9 +183,14 @@ def start_ray(ray: Any, address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         return
-    # Ray would advertise this machine's network address even for a local instance; keep it on loopback.
+    # A local Ray must live on loopback alone. Ray binds its node to this machine's network address unless
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which it reads into a constant when first imported: set both the
+    # variable (for the processes Ray starts) and, since Ray is imported by now, the constant it already read.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

@@ -187,3 +187,17 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
             [ray_cli, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
         )
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.ray
+def test_local_ray_lives_on_loopback_alone() -> None:
+    """Ray would bind a local instance to this machine's network address: marlnav keeps it on 127.0.0.1,
+    even when Ray was imported before the sweep started (as here)."""
+    from marlnav_cli.sweep import import_ray, start_ray
+
+    ray = import_ray()
+    start_ray(ray, None)
+    try:
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    finally:
+        ray.shutdown()
