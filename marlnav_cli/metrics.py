@@ -44,7 +44,8 @@ def save_figure(figure: Any, axes: list[Any], path: Path) -> None:
 
     for axis in axes:
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:  # an axis with nothing drawn (every trial failed) has no legend
+            axis.legend(fontsize=8)
     figure.tight_layout()
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
