@@ -562,58 +562,58 @@ def evaluate(
         checkpoint, episodes=episodes, seed=seed, device_name=device, scenario=scenario, n_agents=n_agents
     )
     if as_json:
-        console.print_json(json.dumps(results))
+        console.print_json(json.dumps(results.as_dict()))
         return
     table = Table(
-        title=f"{escape(str(checkpoint))}: {results['n_agents']} agents, {episodes} episodes, seed "
-        f"{results['seed']}, step limit {results['max_steps']}"
+        title=f"{escape(str(checkpoint))}: {results.n_agents} agents, {episodes} episodes, seed "
+        f"{results.seed}, step limit {results.max_steps}"
     )
     table.add_column("metric")
     table.add_column("policy (deterministic)", justify="right")
     table.add_column("random actions", justify="right")
     for label, figure in _evaluation_rows(results):
-        table.add_row(escape(label), figure(results["policy"]), figure(results["random"]))
+        table.add_row(escape(label), figure(results.policy), figure(results.random))
     console.print(table)
     console.print(_episode_end_note(results))
 
 
-def _evaluation_rows(results: dict[str, Any]) -> list[tuple[str, Any]]:
+def _evaluation_rows(results: Any) -> list[tuple[str, Any]]:
     """Table rows: a label and how to read its figure from one side's results."""
-    groups = list(results["policy"]["groups"])
+    groups = list(results.policy.groups)
     rows: list[tuple[str, Any]] = []
     if len(groups) == 1:
         rows += [
             (
                 "mean episode reward (± s.e.)",
-                lambda side: f"{_number(side['mean_reward'])} ± {_number(side['mean_reward_se'])}",
+                lambda side: f"{_number(side.mean_reward)} ± {_number(side.mean_reward_se)}",
             ),
-            ("std episode reward", lambda side: _number(side["std_reward"])),
+            ("std episode reward", lambda side: _number(side.std_reward)),
         ]
     else:
         rows += [
-            (f"mean episode reward, {group}", lambda side, g=group: _number(side["groups"][g]["mean_reward"]))
+            (f"mean episode reward, {group}", lambda side, g=group: _number(side.groups[g].mean_reward))
             for group in groups
         ]
     rows += [
         (
             "success rate [95% interval]",
             lambda side: (
-                _number(side["success_rate"])
-                + ("" if side["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*side["success_rate_ci95"]))
+                _number(side.success_rate)
+                + ("" if side.success_rate_ci95 is None else " [{:.3f}, {:.3f}]".format(*side.success_rate_ci95))
             ),
         )
     ]
-    if results["episode_end"] in ("goal or failure", "failure"):
-        rows += [(f"ended early ({results['episode_end']})", lambda side: _number(side["ended_early_rate"]))]
+    if results.episode_end in ("goal or failure", "failure"):
+        rows += [(f"ended early ({results.episode_end})", lambda side: _number(side.ended_early_rate))]
     rows += [
-        ("collisions per episode", lambda side: _number(side["mean_collisions"])),
-        ("mean episode length", lambda side: _number(side["mean_length"])),
+        ("collisions per episode", lambda side: _number(side.mean_collisions)),
+        ("mean episode length", lambda side: _number(side.mean_length)),
     ]
     return rows
 
 
-def _episode_end_note(results: dict[str, Any]) -> str:
-    end, means = results["episode_end"], results["episode_end_means"]
+def _episode_end_note(results: Any) -> str:
+    end, means = results.episode_end, results.episode_end_means
     if end == "success":
         return f"success: the episode ended before the step limit ({means})"
     if end == "never":
@@ -735,10 +735,10 @@ def transfer(
             on_size=lambda n: status.update(f"evaluating with {n} agents..."),
         )
     if as_json:
-        console.print_json(json.dumps({"plot": str(out), "team_sizes": reports}))
+        console.print_json(json.dumps({"plot": str(out), "team_sizes": [report.as_dict() for report in reports]}))
         return
     table = Table(
-        title=f"{escape(str(checkpoint))} (trained with {reports[0]['trained_n_agents']} agents): "
+        title=f"{escape(str(checkpoint))} (trained with {reports[0].trained_n_agents} agents): "
         f"{episodes} episodes per team size"
     )
     for column in (
@@ -752,18 +752,18 @@ def transfer(
     ):
         table.add_column(column, justify="right")
     for report in reports:
-        policy, random_side = report["policy"], report["random"]
-        success = _number(policy["success_rate"]) + (
-            "" if policy["success_rate_ci95"] is None else " [{:.3f}, {:.3f}]".format(*policy["success_rate_ci95"])
+        policy, random_side = report.policy, report.random
+        success = _number(policy.success_rate) + (
+            "" if policy.success_rate_ci95 is None else " [{:.3f}, {:.3f}]".format(*policy.success_rate_ci95)
         )
         table.add_row(
-            str(report["n_agents"]),
+            str(report.n_agents),
             success,
-            _number(random_side["success_rate"]),
-            _number(policy["mean_length"], 1),
-            _number(policy["mean_collisions"], 2),
-            _number(policy["mean_reward"]),
-            _number(random_side["mean_reward"]),
+            _number(random_side.success_rate),
+            _number(policy.mean_length, 1),
+            _number(policy.mean_collisions, 2),
+            _number(policy.mean_reward),
+            _number(random_side.mean_reward),
         )
     console.print(table)
     console.print(f"plot: {escape(str(out))}")

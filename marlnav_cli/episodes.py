@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,37 +71,75 @@ def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[
     return stats
 
 
-def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning: EndMeaning) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RewardFigures:
+    mean_reward: float
+    std_reward: float
+    mean_reward_se: float  # standard error of the mean
+
+
+@dataclass(frozen=True)
+class EpisodeFigures:
+    """One side (policy or random actions) of an evaluation: means over episodes, None where the figure
+    does not exist (no success where the end is not success, no reward mean over competing groups...)."""
+
+    mean_reward: float | None
+    std_reward: float | None
+    mean_reward_se: float | None
+    success_rate: float | None
+    success_rate_ci95: tuple[float, float] | None  # Wilson's score interval
+    ended_early_rate: float | None
+    mean_collisions: float | None
+    mean_length: float
+    groups: dict[str, RewardFigures]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    episodes: int
+    seed: int
+    max_steps: int
+    episode_end: str  # scenarios.EpisodeEnd's value
+    episode_end_means: str
+    policy: EpisodeFigures
+    random: EpisodeFigures
+    checkpoint: str | None = None
+    trained_frames: int | None = None
+    n_agents: int | None = None
+    trained_n_agents: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON."""
+        return dataclasses.asdict(self)
+
+
+def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning: EndMeaning) -> EpisodeFigures:
     """Means over episodes. A success rate only where the scenario's end means success; the share of
     episodes that ended early wherever the scenario can end at all; None for what does not exist."""
 
-    def mean_and_std(values: torch.Tensor) -> dict[str, float]:
+    def rewards(values: torch.Tensor) -> RewardFigures:
         std = values.std().item() if values.numel() > 1 else 0.0
-        return {
-            "mean_reward": values.mean().item(),
-            "std_reward": std,
-            "mean_reward_se": std / math.sqrt(values.numel()),
-        }
+        return RewardFigures(
+            mean_reward=values.mean().item(), std_reward=std, mean_reward_se=std / math.sqrt(values.numel())
+        )
 
     ended_rate = stats["ended"].mean().item()
     episodes = stats["ended"].numel()
-    one_group = len(groups) == 1
-    return {
-        # Averaged over competing teams a reward means nothing: then only per group.
-        **(
-            mean_and_std(stats["reward"])
-            if one_group
-            else {"mean_reward": None, "std_reward": None, "mean_reward_se": None}
-        ),
-        "success_rate": ended_rate if meaning.defines_success else None,
-        "success_rate_ci95": (
+    # Averaged over competing teams a reward means nothing: then only per group.
+    overall = rewards(stats["reward"]) if len(groups) == 1 else RewardFigures(None, None, None)  # type: ignore[arg-type]
+    return EpisodeFigures(
+        mean_reward=overall.mean_reward,
+        std_reward=overall.std_reward,
+        mean_reward_se=overall.mean_reward_se,
+        success_rate=ended_rate if meaning.defines_success else None,
+        success_rate_ci95=(
             wilson_interval(int(stats["ended"].sum().item()), episodes) if meaning.defines_success else None
         ),
-        "ended_early_rate": ended_rate if meaning.can_end else None,
-        "mean_collisions": stats["collisions"].mean().item() if "collisions" in stats else None,
-        "mean_length": stats["length"].mean().item(),
-        "groups": {group.name: mean_and_std(stats[f"reward/{group.name}"]) for group in groups},
-    }
+        ended_early_rate=ended_rate if meaning.can_end else None,
+        mean_collisions=stats["collisions"].mean().item() if "collisions" in stats else None,
+        mean_length=stats["length"].mean().item(),
+        groups={group.name: rewards(stats[f"reward/{group.name}"]) for group in groups},
+    )
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -113,24 +153,27 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 def evaluate(
     config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int, device: torch.device
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Deterministic policy vs uniform random actions on the same `episodes` starting states."""
     meaning = end_meaning(config.scenario, config.scenario_args)
-    results: dict[str, Any] = {
-        "episodes": episodes,
-        "seed": seed,
-        "max_steps": config.max_steps,
-        "episode_end": meaning.end.value,
-        "episode_end_means": meaning.what,
+    sides = {
+        name: evaluate_actor(config, actor, episodes=episodes, seed=seed, device=device)
+        for name, actor in (("policy", policy), ("random", None))
     }
-    for name, actor in (("policy", policy), ("random", None)):
-        results[name] = evaluate_actor(config, actor, episodes=episodes, seed=seed, device=device)
-    return results
+    return EvaluationReport(
+        episodes=episodes,
+        seed=seed,
+        max_steps=config.max_steps,
+        episode_end=meaning.end.value,
+        episode_end_means=meaning.what,
+        n_agents=config.n_agents,
+        **sides,
+    )
 
 
 def evaluate_actor(
     config: TrainConfig, actor: TensorDictModuleBase | None, *, episodes: int, seed: int, device: torch.device
-) -> dict[str, Any]:
+) -> EpisodeFigures:
     """One side of `evaluate`: the actor deterministically (random actions for None), one episode per env."""
     torch.manual_seed(seed)
     env = evaluation_env(config, episodes, seed, device)

@@ -45,7 +45,7 @@ from marlnav_cli.envs import (
     observation_size,
     resolve_device,
 )
-from marlnav_cli.episodes import EVAL_SEED_OFFSET, describe_rollout, evaluate, render_frames, rollout
+from marlnav_cli.episodes import EVAL_SEED_OFFSET, EvaluationReport, describe_rollout, evaluate, render_frames, rollout
 from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
 from marlnav_cli.media import check_media_path, write_media
@@ -429,7 +429,7 @@ def evaluate_checkpoint(
     device_name: str,
     scenario: str | None = None,
     n_agents: int | None = None,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     check_positive("--episodes", episodes)
     if seed is not None:
         check_seed(seed)
@@ -438,10 +438,13 @@ def evaluate_checkpoint(
     check_fits_in_memory(episodes * config.max_steps, config.n_agents)  # one env per episode, all steps kept
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     results = evaluate(config, loaded.actor, episodes=episodes, seed=eval_seed, device=loaded.device)
-    results["checkpoint"] = str(path)
-    results["trained_frames"] = loaded.checkpoint.summary.get("frames")
-    results["n_agents"], results["trained_n_agents"] = config.n_agents, loaded.checkpoint.config.n_agents
-    return results
+    frames = loaded.checkpoint.summary.get("frames")
+    return dataclasses.replace(
+        results,
+        checkpoint=str(path),
+        trained_frames=frames if isinstance(frames, int) else None,
+        trained_n_agents=loaded.checkpoint.config.n_agents,
+    )
 
 
 def render_episodes(

@@ -140,10 +140,10 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
         outcome = run_training(trial.config, device_name=device_name, run_folder=trial.folder, overwrite=True)
         report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name=device_name)
         row.update(
-            eval_mean_reward=report["policy"]["mean_reward"],
-            eval_success_rate=report["policy"]["success_rate"],
-            eval_collisions=report["policy"]["mean_collisions"],
-            eval_mean_length=report["policy"]["mean_length"],
+            eval_mean_reward=report.policy.mean_reward,
+            eval_success_rate=report.policy.success_rate,
+            eval_collisions=report.policy.mean_collisions,
+            eval_mean_length=report.policy.mean_length,
             final_train_reward=outcome.state.final_reward,
             status="ok",
             error="",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from marlnav_cli.episodes import EvaluationReport
 from marlnav_cli.errors import MarlnavError
 from marlnav_cli.experiment import evaluate_checkpoint
 from marlnav_cli.files import check_writable
@@ -28,17 +28,16 @@ def transfer(
     seed: int | None,
     device_name: str,
     on_size: Callable[[int], None] = lambda n: None,
-) -> list[dict[str, Any]]:
+) -> list[EvaluationReport]:
     """Evaluate at every team size, then plot the figures against team size into `out`."""
     check_png_path(out)
     reports = evaluate_team_sizes(
         path, team_sizes, episodes=episodes, seed=seed, device_name=device_name, on_size=on_size
     )
-    config = reports[0]
     plot_transfer(
         reports,
         out,
-        f"{path.name}: trained with {config['trained_n_agents']} agents, {episodes} episodes per team size",
+        f"{path.name}: trained with {reports[0].trained_n_agents} agents, {episodes} episodes per team size",
     )
     return reports
 
@@ -57,7 +56,7 @@ def evaluate_team_sizes(
     seed: int | None,
     device_name: str,
     on_size: Callable[[int], None] = lambda n: None,
-) -> list[dict[str, Any]]:
+) -> list[EvaluationReport]:
     """`marlnav evaluate --n-agents K` for each K: the same episodes' seed at every size."""
     reports = []
     for n_agents in team_sizes:
@@ -68,20 +67,20 @@ def evaluate_team_sizes(
     return reports
 
 
-def plot_transfer(reports: list[dict[str, Any]], out: Path, title: str) -> None:
+def plot_transfer(reports: list[EvaluationReport], out: Path, title: str) -> None:
     """Each figure against team size, policy beside random; success with its 95% (Wilson) interval."""
-    sizes = [report["n_agents"] for report in reports]
-    shown = [(key, label) for key, label in FIGURES if reports[0]["policy"][key] is not None]
+    sizes = [report.n_agents for report in reports]
+    shown = [(key, label) for key, label in FIGURES if getattr(reports[0].policy, key) is not None]
     figure, axes = new_figure(len(shown), (4.2 * len(shown), 3.8))
     axes = list(axes) if len(shown) > 1 else [axes]
     for axis, (key, label) in zip(axes, shown):
         for side, marker in (("policy", "o"), ("random", "x")):
-            values = [report[side][key] for report in reports]
+            values = [getattr(getattr(report, side), key) for report in reports]
             axis.plot(sizes, values, marker=marker, label=side)
             if key == "success_rate":
-                low, high = zip(*(report[side]["success_rate_ci95"] for report in reports))
+                low, high = zip(*(getattr(report, side).success_rate_ci95 for report in reports))
                 axis.fill_between(sizes, low, high, alpha=0.2, label=f"{side} 95% interval")
-        trained = reports[0]["trained_n_agents"]
+        trained = reports[0].trained_n_agents
         axis.axvline(trained, color="grey", linestyle=":", label=f"trained ({trained})")
         axis.set(xlabel="agents", ylabel=label, title=label, xticks=sizes)
     figure.suptitle(title)

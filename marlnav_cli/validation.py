@@ -59,14 +59,14 @@ def evaluate_iteration(state: TrainState, schedule: EvaluationSchedule, device: 
         )
     finally:
         restore_rng(saved)
-    rewards = [group["mean_reward"] for group in summary["groups"].values()]
+    rewards = [group.mean_reward for group in summary.groups.values()]
     return {
-        "eval_success_rate": summary["success_rate"],
-        "eval_ended_early_rate": summary["ended_early_rate"],
-        "eval_mean_length": summary["mean_length"],
-        "eval_mean_collisions": summary["mean_collisions"],
+        "eval_success_rate": summary.success_rate,
+        "eval_ended_early_rate": summary.ended_early_rate,
+        "eval_mean_length": summary.mean_length,
+        "eval_mean_collisions": summary.mean_collisions,
         # with several groups, the first group's (a competitive mean would mean nothing)
-        "eval_mean_reward": summary["mean_reward"] if len(rewards) == 1 else rewards[0],
+        "eval_mean_reward": summary.mean_reward if len(rewards) == 1 else rewards[0],
         "eval_s": time.perf_counter() - started,
     }
 
