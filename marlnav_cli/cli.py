@@ -33,6 +33,7 @@ from marlnav_cli.config import (
 )
 from marlnav_cli.errors import MarlnavError
 from marlnav_cli.metrics import LOGGERS
+from marlnav_cli.scenarios import EpisodeEnd
 
 
 class _FlagHelp:
@@ -603,7 +604,7 @@ def _evaluation_rows(results: Any) -> list[tuple[str, Any]]:
             ),
         )
     ]
-    if results.episode_end in ("goal or failure", "failure"):
+    if results.episode_end in (EpisodeEnd.MIXED.value, EpisodeEnd.FAILURE.value):
         rows += [(f"ended early ({results.episode_end})", lambda side: _number(side.ended_early_rate))]
     rows += [
         ("collisions per episode", lambda side: _number(side.mean_collisions)),
@@ -614,9 +615,9 @@ def _evaluation_rows(results: Any) -> list[tuple[str, Any]]:
 
 def _episode_end_note(results: Any) -> str:
     end, means = results.episode_end, results.episode_end_means
-    if end == "success":
+    if end == EpisodeEnd.SUCCESS.value:
         return f"success: the episode ended before the step limit ({means})"
-    if end == "never":
+    if end == EpisodeEnd.NEVER.value:
         return "success rate n/a: this scenario never ends before the step limit, so it defines no success"
     return f"success rate n/a: this scenario's episodes end on {means}, so an early end is not success"
 

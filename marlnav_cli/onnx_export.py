@@ -211,14 +211,11 @@ def _metadata(loaded: LoadedPolicy, groups: list[AgentGroup], observation_sizes:
         }
         for group, size in zip(groups, observation_sizes)
     }
-    bounds = (
-        {}
-        if loaded.config.discrete
-        else {
-            group.name: {"low": _bounds(loaded, group)[0].tolist(), "high": _bounds(loaded, group)[1].tolist()}
-            for group in groups
-        }
-    )
+    bounds = {}
+    if not loaded.config.discrete:
+        for group in groups:
+            low, high = _bounds(loaded, group)
+            bounds[group.name] = {"low": low.tolist(), "high": high.tolist()}
     meaning = end_meaning(loaded.config.scenario, loaded.config.scenario_args)
     return {
         "marlnav_version": __version__,
