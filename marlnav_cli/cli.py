@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.tree import Tree
 
@@ -278,66 +276,15 @@ def train(
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.toml (pass it to --config to reproduce the run) into the run folder.
     """
-    from marlnav_cli.checkpoint import read_checkpoint
-    from marlnav_cli.experiment import resolve_train_config, run_training
-    from marlnav_cli.metrics import group_names
+    from marlnav_cli.experiment import command_config, run_training
+    from marlnav_cli.progress import TrainingProgress
     from marlnav_cli.validation import EvaluationSchedule
 
-    given = dict(settings)
-    if scenario_arg:
-        given["scenario_args"] = parse_scenario_args(scenario_arg)
-    if config_file is not None:
-        given = {**load_config_file(config_file), **given}
-    if resume is not None and (preset is not None or config_file is not None):
-        raise MarlnavError("--resume continues a run with its own settings; --preset and --config don't apply")
-    checkpoint = read_checkpoint(resume) if resume is not None else None
-    config = resolve_train_config(given, preset=preset or DEFAULT_PRESET, resume=checkpoint)
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames {task.fields[frames]}"),
-        TextColumn("reward {task.fields[reward]}"),
-        TextColumn("{task.fields[evaluated]}"),
-        TextColumn("{task.fields[fps]} frames/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
+    config, checkpoint = command_config(
+        _given_settings(settings, scenario_arg, config_file), preset=preset, config_file=config_file, resume=resume
     )
     done_before = len(checkpoint.history) if checkpoint is not None else 0
-    task = progress.add_task(
-        "train", total=config.n_iters, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
-    )
-
-    def on_start(files: Any) -> None:
-        err_console.print(f"run folder: {escape(str(files.folder))}")
-        progress.start()  # only once the settings are checked, so an error stays one line
-
-    def on_iteration(state: Any) -> None:
-        row = state.history[-1]
-        groups = group_names(row)
-        reward = (
-            " ".join(f"{name} {row[f'{name}/reward_mean']:.2f}" for name in groups)
-            if groups
-            else f"{row['reward_mean']:.3f}"
-        )
-        evaluated = {}
-        if row.get("eval_s") is not None:
-            figure = row["eval_success_rate"] if row["eval_success_rate"] is not None else row["eval_mean_reward"]
-            label = "success" if row["eval_success_rate"] is not None else "eval reward"
-            evaluated = {"evaluated": f"{label} {figure:.2f}"}
-        progress.update(
-            task,
-            completed=row["iteration"],
-            frames=row["frames"],
-            reward=escape(reward),
-            fps=f"{row['frames_per_s']:.0f}",
-            **evaluated,
-        )
-
-    try:
+    with TrainingProgress(err_console, total=config.n_iters, done_before=done_before, disabled=quiet) as progress:
         outcome = run_training(
             config,
             device_name=device,
@@ -347,28 +294,34 @@ def train(
             logger_kind=logger,
             overwrite=overwrite,
             evaluation=EvaluationSchedule(every=eval_every, episodes=eval_episodes),
-            on_iteration=on_iteration,
-            on_start=on_start,
+            on_iteration=progress.on_iteration,
+            on_start=progress.on_start,
         )
-    finally:
-        progress.stop()
-    files, reward = outcome.files, outcome.state.final_reward
-    outputs = {
-        label: str(path)
-        for label, path in (
-            ("checkpoint", files.checkpoint),
-            ("best", files.best_checkpoint),
-            ("metrics", files.metrics_csv),
-            ("curve", files.curve),
-            ("config", files.config),
-        )
-        if path.exists()
-    }
+    _print_training(outcome, as_json)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def _given_settings(
+    settings: dict[str, Any], scenario_arg: list[str] | None, config_file: Path | None
+) -> dict[str, Any]:
+    """The training settings a command was given: its options, over its --config file's."""
+    given = dict(settings)
+    if scenario_arg:
+        given["scenario_args"] = parse_scenario_args(scenario_arg)
+    if config_file is not None:
+        given = {**load_config_file(config_file), **given}
+    return given
+
+
+def _print_training(outcome: Any, as_json: bool) -> None:
+    outputs = {label: str(path) for label, path in outcome.files.outputs().items()}
+    reward = outcome.state.final_reward
     if as_json:
         console.print_json(
             json.dumps(
                 {
-                    "run_folder": str(files.folder),
+                    "run_folder": str(outcome.files.folder),
                     "interrupted": outcome.interrupted,
                     "frames": outcome.state.frames,
                     "final_reward": reward,
@@ -377,17 +330,15 @@ def train(
                 }
             )
         )
-    else:
-        reward_text = "n/a" if reward is None else f"{reward:.3f}"
-        err_console.print(
-            f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
-            f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}"
-        )
-        console.print(f"run folder: {escape(str(files.folder))}")
-        for label, path in outputs.items():
-            console.print(f"{label:>10}: {escape(path)}")
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
+        return
+    reward_text = "n/a" if reward is None else f"{reward:.3f}"
+    err_console.print(
+        f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
+        f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}"
+    )
+    console.print(f"run folder: {escape(str(outcome.files.folder))}")
+    for label, path in outputs.items():
+        console.print(f"{label:>10}: {escape(path)}")
 
 
 @app.command(
@@ -459,6 +410,16 @@ def _refuse_env_options(**given: Any) -> None:
         )
 
 
+def _rollout_table(report: Any) -> Table:
+    table = Table(title=f"rollout ({report.policy} actions), batch size {report.batch_size}")
+    table.add_column("key")
+    table.add_column("shape")
+    table.add_column("dtype")
+    for leaf in report.leaves:
+        table.add_row(escape(".".join(leaf.key)), str(leaf.shape), leaf.dtype)
+    return table
+
+
 def _add_spec(node: Tree, spec: dict[str, Any]) -> None:
     for name, value in spec.items():
         if "shape" in value and isinstance(value["shape"], list):
@@ -508,19 +469,13 @@ def rollout(
     config = (
         None if checkpoint is not None else _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
     )
-    summary = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
+    report = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
-        console.print_json(json.dumps(summary))
+        console.print_json(json.dumps(report.as_dict()))
         return
-    table = Table(title=f"rollout ({summary['policy']} actions), batch size {tuple(summary['batch_size'])}")
-    table.add_column("key")
-    table.add_column("shape")
-    table.add_column("dtype")
-    for leaf in summary["keys"]:
-        table.add_row(escape(".".join(leaf["key"])), str(tuple(leaf["shape"])), leaf["dtype"])
-    console.print(table)
-    rewards = ", ".join(f"{escape(name)}: {r:.3f}" for name, r in summary["reward_per_agent"].items())
-    ran = summary["batch_size"][-1]
+    console.print(_rollout_table(report))
+    rewards = ", ".join(f"{escape(name)}: {r:.3f}" for name, r in report.reward_per_agent.items())
+    ran = report.steps_run
     ended = "" if ran == steps else f" (the episodes ended after {ran}: --max-steps or the scenario's end)"
     console.print(f"reward over {ran} steps{ended} (mean over envs): {rewards}")
 
@@ -668,20 +623,13 @@ def render(
     """Render episodes of a policy (or random actions) to a looping GIF or an MP4 at the simulator's frame rate."""
     from marlnav_cli.experiment import render_episodes
 
-    expected = 1 if random else 2
-    if len(paths) != expected:
-        raise MarlnavError(
-            "give CHECKPOINT and OUT.gif (or OUT.mp4)"
-            if not random
-            else "with --random give only OUT.gif or OUT.mp4 (the scenario comes from the options)"
-        )
-    checkpoint, gif_path = (None, paths[0]) if random else (paths[0], paths[1])
+    checkpoint, media_path = _render_paths(paths, random)
     if not random:  # --n-agents stays: the checkpoint's shared policy for another team size
         _refuse_env_options(scenario=scenario, max_steps=max_steps, discrete=discrete, scenario_arg=scenario_arg)
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
         result = render_episodes(
-            gif_path,
+            media_path,
             checkpoint=checkpoint,
             config=config,
             episodes=episodes,
@@ -690,11 +638,11 @@ def render(
             n_agents=None if random else n_agents,
         )
     if as_json:
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps(result.as_dict()))
         return
     console.print(
-        f"wrote {escape(result['path'])}: {result['frames']} frames {result['width']}x{result['height']} "
-        f"at {result['fps']:.0f} fps, episode lengths {result['episode_lengths']}"
+        f"wrote {escape(str(result.path))}: {result.frames} frames {result.width}x{result.height} "
+        f"at {result.fps:.0f} fps, episode lengths {result.episode_lengths}"
     )
 
 
@@ -738,6 +686,11 @@ def transfer(
     if as_json:
         console.print_json(json.dumps({"plot": str(out), "team_sizes": [report.as_dict() for report in reports]}))
         return
+    console.print(_transfer_table(reports, checkpoint, episodes))
+    console.print(f"plot: {escape(str(out))}")
+
+
+def _transfer_table(reports: list[Any], checkpoint: Path, episodes: int) -> Table:
     table = Table(
         title=f"{escape(str(checkpoint))} (trained with {reports[0].trained_n_agents} agents): "
         f"{episodes} episodes per team size"
@@ -766,8 +719,7 @@ def transfer(
             _number(policy.mean_reward),
             _number(random_side.mean_reward),
         )
-    console.print(table)
-    console.print(f"plot: {escape(str(out))}")
+    return table
 
 
 @app.command(
@@ -789,6 +741,10 @@ def compare(
     if as_json:
         console.print_json(json.dumps({"plot": str(out), "runs": rows}))
         return
+    console.print(_compare_table(rows, out))
+
+
+def _compare_table(rows: list[dict[str, Any]], out: Path) -> Table:
     table = Table(title=f"{len(rows)} runs (curves in {escape(str(out))})")
     for column in (
         "run",
@@ -814,7 +770,18 @@ def compare(
             f"{row['best_reward']:.3f}",
             f"{row['wall_s']:.1f}",
         )
-    console.print(table)
+    return table
+
+
+def _render_paths(paths: list[Path], random: bool) -> tuple[Path | None, Path]:
+    """render's positional arguments: CHECKPOINT and OUT, or only OUT with --random."""
+    if len(paths) != (1 if random else 2):
+        raise MarlnavError(
+            "give CHECKPOINT and OUT.gif (or OUT.mp4)"
+            if not random
+            else "with --random give only OUT.gif or OUT.mp4 (the scenario comes from the options)"
+        )
+    return (None, paths[0]) if random else (paths[0], paths[1])
 
 
 @app.command(
@@ -872,57 +839,33 @@ def sweep(
 ) -> None:
     """Train and evaluate every combination of --set values x seeds as Ray tasks; summarise across seeds."""
     from marlnav_cli import sweep as sweeps
-    from marlnav_cli.config import check_positive
-    from marlnav_cli.envs import resolve_device
-    from marlnav_cli.experiment import resolve_train_config
 
-    sweeps.import_ray()
-    check_positive("--episodes", episodes)
-    check_positive("--max-parallel", max_parallel)
-    if (
-        not (math.isfinite(cpus_per_trial) and math.isfinite(gpus_per_trial))
-        or cpus_per_trial <= 0
-        or gpus_per_trial < 0
-    ):
-        raise MarlnavError("--cpus-per-trial must be a finite number > 0 and --gpus-per-trial one >= 0")
-    resolve_device(device)
-    if address:
-        sweeps.check_address(address)
-    fixed = dict(settings)  # train's options, given to the sweep: the same value in every trial
-    if scenario_arg:
-        fixed["scenario_args"] = parse_scenario_args(scenario_arg)
-    if config_file is not None:
-        fixed = {**load_config_file(config_file), **fixed}
-    fixed_by_set, grid = sweeps.split_fixed(sweeps.parse_sets(set_values or []))
-    base = resolve_train_config({**fixed, **fixed_by_set}, preset=preset)
-    seed_list = sweeps.parse_seeds(seeds)
-    folder = out or sweeps.default_sweep_folder(base, grid, seed_list)
-    trials = sweeps.plan_trials(base, grid, seed_list, folder)
-    err_console.print(f"sweep folder: {escape(str(folder))} ({len(trials)} trials)")
-
-    def on_result(row: dict[str, Any], done: int, total: int) -> None:
-        detail = (
-            f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
-            if row["status"] == "ok"
-            else f"failed: {row['error']}"
-        )
-        err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
-
-    outcome = sweeps.sweep_and_summarise(
-        trials,
-        folder,
-        episodes=episodes,
-        device_name=device,
-        address=address,
-        cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        max_parallel=max_parallel,
-        on_result=on_result,
+    resources = sweeps.SweepResources(episodes, device, address, cpus_per_trial, gpus_per_trial, max_parallel).check()
+    plan = sweeps.plan_sweep(
+        _given_settings(settings, scenario_arg, config_file), set_values or [], preset=preset, seeds=seeds, folder=out
     )
+    err_console.print(f"sweep folder: {escape(str(plan.folder))} ({len(plan.trials)} trials)")
+    outcome = sweeps.sweep_and_summarise(plan, resources, on_result=_print_trial_result)
     if as_json:
-        console.print_json(json.dumps({"folder": str(folder), "summary": outcome.summary, "failed": outcome.failed}))
-        _exit_if_trials_failed(outcome)
-        return
+        console.print_json(
+            json.dumps({"folder": str(plan.folder), "summary": outcome.summary, "failed": outcome.failed})
+        )
+    else:
+        _print_sweep_summary(outcome)
+    _exit_if_trials_failed(outcome)
+
+
+def _print_trial_result(row: dict[str, Any], done: int, total: int) -> None:
+    detail = (
+        f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
+        if row["status"] == "ok"
+        else f"failed: {row['error']}"
+    )
+    err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
+
+
+def _print_sweep_summary(outcome: Any) -> None:
+    folder = outcome.folder
     table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
     for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean", "success 95% CI"):
         table.add_column(column, justify="left" if column == "config" else "right")
@@ -940,7 +883,6 @@ def sweep(
         f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "
         f"curves: {escape(str(folder / 'curves.png'))}"
     )
-    _exit_if_trials_failed(outcome)
 
 
 def _exit_if_trials_failed(outcome: Any) -> None:
@@ -1019,6 +961,10 @@ def scenarios(
     if as_json:
         console.print_json(json.dumps(described))
         return
+    console.print(_scenarios_table(described))
+
+
+def _scenarios_table(described: list[dict[str, Any]]) -> Table:
     table = Table(title="VMAS scenarios with their default settings")
     for column in (
         "scenario",
@@ -1038,7 +984,7 @@ def scenarios(
             else f"{entry['episode_end']}: {entry['episode_end_means']}"
         )
         table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end))
-    console.print(table)
+    return table
 
 
 @app.command(cls=_Command)

@@ -208,14 +208,48 @@ def render_frames(
     return frames, lengths
 
 
-def describe_rollout(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str, Any]:
-    """Keys, shapes and dtypes of every leaf, the batch size, and each agent's reward total."""
-    leaves = []
-    for key, value in data.items(include_nested=True, leaves_only=True):
-        path = [key] if isinstance(key, str) else list(key)
-        leaves.append({"key": path, "shape": list(value.shape), "dtype": str(value.dtype).replace("torch.", "")})
-    reward_per_agent = {}
+@dataclass(frozen=True)
+class RolloutLeaf:
+    key: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class RolloutReport:
+    """What a short rollout holds: every leaf of its TensorDict, and each agent's reward total."""
+
+    policy: str  # "checkpoint" or "random"
+    batch_size: tuple[int, ...]  # [envs, steps run]
+    leaves: tuple[RolloutLeaf, ...]
+    reward_per_agent: dict[str, float]  # summed over the steps, mean over envs
+
+    @property
+    def steps_run(self) -> int:
+        return self.batch_size[-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "batch_size": list(self.batch_size),
+            "keys": [{"key": list(leaf.key), "shape": list(leaf.shape), "dtype": leaf.dtype} for leaf in self.leaves],
+            "reward_per_agent": self.reward_per_agent,
+        }
+
+
+def describe_rollout(data: TensorDictBase, groups: list[AgentGroup], *, policy: str) -> RolloutReport:
+    leaves = tuple(
+        RolloutLeaf(
+            key=(key,) if isinstance(key, str) else tuple(key),
+            shape=tuple(value.shape),
+            dtype=str(value.dtype).replace("torch.", ""),
+        )
+        for key, value in data.items(include_nested=True, leaves_only=True)
+    )
+    reward_per_agent: dict[str, float] = {}
     for group in groups:
         rewards = data.get(("next", *group.key("reward"))).squeeze(-1)  # [envs, steps, agents]
         reward_per_agent.update(zip(group.agent_names, rewards.sum(dim=1).mean(dim=0).tolist()))
-    return {"batch_size": list(data.batch_size), "keys": leaves, "reward_per_agent": reward_per_agent}
+    return RolloutReport(
+        policy=policy, batch_size=tuple(data.batch_size), leaves=leaves, reward_per_agent=reward_per_agent
+    )

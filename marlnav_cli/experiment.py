@@ -45,10 +45,18 @@ from marlnav_cli.envs import (
     observation_size,
     resolve_device,
 )
-from marlnav_cli.episodes import EVAL_SEED_OFFSET, EvaluationReport, describe_rollout, evaluate, render_frames, rollout
+from marlnav_cli.episodes import (
+    EVAL_SEED_OFFSET,
+    EvaluationReport,
+    RolloutReport,
+    describe_rollout,
+    evaluate,
+    render_frames,
+    rollout,
+)
 from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
-from marlnav_cli.media import check_media_path, write_media
+from marlnav_cli.media import RenderedMedia, check_media_path, write_media
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
@@ -91,6 +99,17 @@ class RunFiles:
             *self.logger_outputs,
         ]
 
+    def outputs(self) -> dict[str, Path]:
+        """The outputs a user opens, by label, those that exist."""
+        labelled = {
+            "checkpoint": self.checkpoint,
+            "best": self.best_checkpoint,
+            "metrics": self.metrics_csv,
+            "curve": self.curve,
+            "config": self.config,
+        }
+        return {label: path for label, path in labelled.items() if path.exists()}
+
 
 @dataclass
 class TrainOutcome:
@@ -109,6 +128,17 @@ class TrainOutcome:
 def default_run_folder(config: TrainConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
+
+
+def command_config(
+    given: dict[str, Any], *, preset: str | None, config_file: Path | None, resume: Path | None
+) -> tuple[TrainConfig, Checkpoint | None]:
+    """train's settings: the given ones over the preset, or over the checkpoint it resumes (with that
+    checkpoint, read and checked whole)."""
+    if resume is not None and (preset is not None or config_file is not None):
+        raise MarlnavError("--resume continues a run with its own settings; --preset and --config don't apply")
+    checkpoint = read_checkpoint(resume) if resume is not None else None
+    return resolve_train_config(given, preset=preset or DEFAULT_PRESET, resume=checkpoint), checkpoint
 
 
 def resolve_train_config(
@@ -456,7 +486,7 @@ def render_episodes(
     seed: int | None,
     device_name: str,
     n_agents: int | None = None,
-) -> dict[str, Any]:
+) -> RenderedMedia:
     """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF; with
     `n_agents`, the checkpoint's shared policy acts for that many agents."""
     check_media_path(out)
@@ -478,19 +508,12 @@ def render_episodes(
     fps = frame_rate(env)
     write_media(out, frames, fps)
     height, width = frames[0].shape[:2]
-    return {
-        "path": str(out),
-        "frames": len(frames),
-        "episode_lengths": lengths,
-        "fps": fps,
-        "width": width,
-        "height": height,
-    }
+    return RenderedMedia(path=out, frames=len(frames), episode_lengths=lengths, fps=fps, width=width, height=height)
 
 
 def rollout_summary(
     config: EnvConfig | None, *, steps: int, num_envs: int, checkpoint: Path | None, device_name: str
-) -> dict[str, Any]:
+) -> RolloutReport:
     check_positive("--steps", steps)
     check_positive("--num-envs", num_envs)
     check_fits_in_memory(steps * num_envs, config.n_agents if config is not None else 1)
@@ -505,9 +528,7 @@ def rollout_summary(
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=num_envs, seed=config.seed, device=device)
     data = rollout(env, policy, steps, deterministic=False)
-    summary = describe_rollout(data, agent_groups(env))
-    summary["policy"] = "checkpoint" if policy is not None else "random"
-    return summary
+    return describe_rollout(data, agent_groups(env), policy="checkpoint" if policy is not None else "random")
 
 
 def describe_scenario(scenario: str) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Rendered episodes on disk: a looping GIF, or an MP4 through imageio's ffmpeg plugin, written atomically.
 
 GIFs are written with one palette for the whole animation (median cut over a sample of frames) instead
-of one per frame as imageio does: 5x faster on a 56-frame 700x700 episode (1.72 s -> 0.32 s here, and a
-smaller file), at a mean colour error of about 1 level in 255 (docs/benchmarks.md, Rendering).
+of one per frame as imageio does: several times faster and a smaller file, at a colour error of about one
+level in 255 (docs/benchmarks.md, Rendering, has the measurement).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,26 @@ from marlnav_cli.files import atomic_output, check_writable
 
 FORMATS = (".gif", ".mp4")
 PALETTE_SAMPLE_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class RenderedMedia:
+    path: Path
+    frames: int
+    episode_lengths: list[int]
+    fps: float
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "frames": self.frames,
+            "episode_lengths": self.episode_lengths,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 def check_media_path(path: Path) -> None:

@@ -109,6 +109,53 @@ def plan_trials(base: TrainConfig, grid: dict[str, list[Any]], seeds: list[int],
     return trials
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    folder: Path
+    trials: list[Trial]
+
+
+def plan_sweep(given: dict[str, Any], sets: list[str], *, preset: str, seeds: str, folder: Path | None) -> SweepPlan:
+    """Every trial of a sweep: the given settings (the same in every trial) over the preset, then each
+    combination of the --set values, for each seed. Each trial's config is checked here, before Ray."""
+    from marlnav_cli.experiment import resolve_train_config
+
+    fixed_by_set, grid = split_fixed(parse_sets(sets))
+    base = resolve_train_config({**given, **fixed_by_set}, preset=preset)
+    seed_list = parse_seeds(seeds)
+    folder = folder or default_sweep_folder(base, grid, seed_list)
+    return SweepPlan(folder=folder, trials=plan_trials(base, grid, seed_list, folder))
+
+
+@dataclass(frozen=True)
+class SweepResources:
+    """Where and how the trials run."""
+
+    episodes: int  # evaluation episodes per trial
+    device_name: str
+    address: str | None  # a Ray cluster, or None for a local Ray on 127.0.0.1
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_parallel: int
+
+    def check(self) -> SweepResources:
+        """One line for what cannot work, before Ray starts: Ray missing, bad counts, an unusable device, an
+        address that does not answer."""
+        from marlnav_cli.config import check_positive
+        from marlnav_cli.envs import resolve_device
+
+        import_ray()
+        check_positive("--episodes", self.episodes)
+        check_positive("--max-parallel", self.max_parallel)
+        finite = math.isfinite(self.cpus_per_trial) and math.isfinite(self.gpus_per_trial)
+        if not finite or self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise MarlnavError("--cpus-per-trial must be a finite number > 0 and --gpus-per-trial one >= 0")
+        resolve_device(self.device_name)
+        if self.address:
+            check_address(self.address)
+        return self
+
+
 def _label(name: str, value: Any) -> str:
     if name == "mappo":
         return "mappo" if value else "ippo"
@@ -219,13 +266,27 @@ class SweepOutcome:
         return [row["trial"] for row in self.rows if row.get("status") != "ok"]
 
 
-def sweep_and_summarise(trials: list[Trial], folder: Path, **run_options: Any) -> SweepOutcome:
+def sweep_and_summarise(
+    plan: SweepPlan,
+    resources: SweepResources,
+    on_result: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> SweepOutcome:
     """The whole sweep: every trial (see run_sweep), then summary.csv and curves.png beside results.csv."""
-    rows = run_sweep(trials, folder, **run_options)
-    summary = summarise(rows, trials)
-    write_summary(folder / "summary.csv", summary)
-    plot_sweep(trials, rows, folder / "curves.png")
-    return SweepOutcome(folder=folder, rows=rows, summary=summary)
+    rows = run_sweep(
+        plan.trials,
+        plan.folder,
+        episodes=resources.episodes,
+        device_name=resources.device_name,
+        address=resources.address,
+        cpus_per_trial=resources.cpus_per_trial,
+        gpus_per_trial=resources.gpus_per_trial,
+        max_parallel=resources.max_parallel,
+        on_result=on_result,
+    )
+    summary = summarise(rows, plan.trials)
+    write_summary(plan.folder / "summary.csv", summary)
+    plot_sweep(plan.trials, rows, plan.folder / "curves.png")
+    return SweepOutcome(folder=plan.folder, rows=rows, summary=summary)
 
 
 def run_sweep(

@@ -1,0 +1,68 @@
+"""The training progress bar: iteration, frames, reward per group, last evaluated success, speed, ETA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from marlnav_cli.metrics import group_names
+
+
+class TrainingProgress:
+    """Started only once the run has checked its settings (`on_start`), so an error stays one line;
+    use it as a context manager so the bar is stopped however the run ends."""
+
+    def __init__(self, console: Console, *, total: int, done_before: int, disabled: bool) -> None:
+        self.console = console
+        self.bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames {task.fields[frames]}"),
+            TextColumn("reward {task.fields[reward]}"),
+            TextColumn("{task.fields[evaluated]}"),
+            TextColumn("{task.fields[fps]} frames/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=disabled,
+        )
+        self.task = self.bar.add_task(
+            "train", total=total, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
+        )
+
+    def __enter__(self) -> TrainingProgress:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.bar.stop()
+
+    def on_start(self, files: Any) -> None:
+        self.console.print(f"run folder: {escape(str(files.folder))}")
+        self.bar.start()
+
+    def on_iteration(self, state: Any) -> None:
+        row = state.history[-1]
+        groups = group_names(row)
+        reward = (
+            " ".join(f"{name} {row[f'{name}/reward_mean']:.2f}" for name in groups)
+            if groups
+            else f"{row['reward_mean']:.3f}"
+        )
+        evaluated = {}
+        if row.get("eval_s") is not None:
+            success = row["eval_success_rate"]
+            label, figure = ("success", success) if success is not None else ("eval reward", row["eval_mean_reward"])
+            evaluated = {"evaluated": f"{label} {figure:.2f}"}
+        self.bar.update(
+            self.task,
+            completed=row["iteration"],
+            frames=row["frames"],
+            reward=escape(reward),
+            fps=f"{row['frames_per_s']:.0f}",
+            **evaluated,
+        )
