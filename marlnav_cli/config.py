@@ -26,7 +26,7 @@ MAX_COUNT = 10**12
 MAX_CONFIG_FILE_BYTES = 1 << 20
 # Keys that checkpoints and config files written before they existed lack, with what they meant then.
 # Any other missing key is refused: a silent default would make a resumed run a different run.
-ADDED_LATER = {"discrete": False}
+ADDED_LATER = {"discrete": False, "normalize_advantage": False}
 
 
 ENVIRONMENT, PPO, MODEL, RUN = "Environment", "PPO", "Model", "Run"  # help panels
@@ -58,6 +58,12 @@ class TrainConfig:
     gamma: float = setting(0.99, "Discount factor.", PPO)
     lmbda: float = setting(0.9, "GAE lambda.", PPO)
     entropy_coeff: float = setting(1e-4, "Entropy bonus coefficient.", PPO)
+    normalize_advantage: bool = setting(
+        False,
+        "Standardise each minibatch's advantages (ClipPPOLoss's normalize_advantage).",
+        PPO,
+        off="--raw-advantage",
+    )
     anneal_lr: bool = setting(False, "Decay the learning rate linearly to 0 over the run.", PPO, off="--constant-lr")
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)

@@ -21,6 +21,8 @@ from torchrl.objectives import ClipPPOLoss
 from marlnav_cli.envs import AgentGroup
 from marlnav_cli.models import TensorCritic, TensorPolicy
 
+STANDARDISE_EPS = torch.finfo(torch.float).resolution  # ClipPPOLoss's floor on the advantages' std
+
 
 @dataclass(frozen=True)
 class PPOBatch:
@@ -84,22 +86,31 @@ class PPOLosses:
 
 
 class PPOObjective:
-    """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + entropy bonus, for one group."""
+    """ClipPPOLoss's clipped surrogate + smooth-L1 critic loss + entropy bonus, for one group; with
+    `normalize_advantage`, its standardisation of the minibatch's advantages over every dimension."""
 
     def __init__(
-        self, policy: TensorPolicy, critic: TensorCritic, *, clip_epsilon: float, entropy_coeff: float
+        self,
+        policy: TensorPolicy,
+        critic: TensorCritic,
+        *,
+        clip_epsilon: float,
+        entropy_coeff: float,
+        normalize_advantage: bool = False,
     ) -> None:
         self.policy, self.critic = policy, critic
         epsilon = torch.tensor(clip_epsilon)  # float32 bounds, as ClipPPOLoss computes them
         self.log_ratio_bounds = ((-epsilon).log1p().item(), epsilon.log1p().item())
         self.entropy_coeff = entropy_coeff
+        self.normalize_advantage = normalize_advantage
 
     def __call__(self, batch: PPOBatch) -> PPOLosses:
         log_prob, entropy = self.policy.log_prob_and_entropy(batch.observation, batch.action)
         log_ratio = (log_prob - batch.log_prob).unsqueeze(-1)
-        gain = torch.minimum(
-            log_ratio.exp() * batch.advantage, log_ratio.clamp(*self.log_ratio_bounds).exp() * batch.advantage
-        )
+        advantage = batch.advantage
+        if self.normalize_advantage and advantage.numel() > 1:
+            advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(STANDARDISE_EPS)
+        gain = torch.minimum(log_ratio.exp() * advantage, log_ratio.clamp(*self.log_ratio_bounds).exp() * advantage)
         value = self.critic(batch.observation)
         critic_loss = torch.nn.functional.smooth_l1_loss(batch.value_target, value)
         return PPOLosses(
@@ -117,6 +128,7 @@ def clip_ppo_loss_for(
     *,
     clip_epsilon: float,
     entropy_coeff: float,
+    normalize_advantage: bool = False,
 ) -> ClipPPOLoss:
     """TorchRL's ClipPPOLoss keyed to one group, set up as PPOObjective computes it: the reference the
     equivalence tests and the hot-path benchmark hold PPOObjective against."""
@@ -125,7 +137,7 @@ def clip_ppo_loss_for(
         critic_network=critic,
         clip_epsilon=clip_epsilon,
         entropy_coeff=entropy_coeff,
-        normalize_advantage=False,
+        normalize_advantage=normalize_advantage,
     )
     reference.set_keys(
         value=group.key("state_value"),

@@ -100,6 +100,7 @@ def train(
             TensorCritic(critics[group.name]),
             clip_epsilon=config.clip_epsilon,
             entropy_coeff=config.entropy_coeff,
+            normalize_advantage=config.normalize_advantage,
         )
         for group in groups
     }

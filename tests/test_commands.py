@@ -154,3 +154,16 @@ def test_gif_shares_one_palette_and_stays_close_to_the_frames(tmp_path: Path) ->
     written = iio.imread(tmp_path / "noise.gif", index=None)[..., :3].astype(int)
     assert written.shape == (12, 40, 50, 3)
     assert np.abs(written - np.stack(frames).astype(int)).mean() < 12  # 256 colours for random noise
+
+
+def test_normalize_advantage_reaches_the_loss_and_the_checkpoint(cli, tmp_path: Path) -> None:
+    """The same seed trains to other weights with standardised advantages, and the setting is kept."""
+    weights = {}
+    for name, flag in (("raw", "--raw-advantage"), ("normalised", "--normalize-advantage")):
+        run = tmp_path / name
+        assert cli("train", *TINY_TRAIN, "--frames", "100", flag, "--out", run).exit_code == 0
+        with safe_open(str(run / "policy.safetensors"), "pt") as reader:
+            names = list(reader.keys())  # a safetensors reader is not iterable
+            weights[name] = {key: reader.get_tensor(key) for key in names if key.startswith("policy.")}
+            assert json.loads(reader.metadata()["config"])["normalize_advantage"] is (name == "normalised")
+    assert any(not weights["raw"][key].equal(weights["normalised"][key]) for key in weights["raw"])

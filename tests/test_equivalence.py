@@ -103,10 +103,17 @@ LOSS_CASES = {
     "discrete": dict(mappo=True, shared=True, discrete=True, scenario="navigation", n_agents=3),
     "discrete-unshared": dict(mappo=False, shared=False, discrete=True, scenario="navigation", n_agents=3),
     "two-groups": dict(mappo=True, shared=True, discrete=False, scenario="simple_tag", n_agents=4),
+    "normalized-advantage": dict(
+        mappo=True, shared=True, discrete=False, scenario="navigation", n_agents=3, normalize_advantage=True
+    ),
+    "normalized-advantage-discrete-two-groups": dict(
+        mappo=False, shared=False, discrete=True, scenario="simple_tag", n_agents=4, normalize_advantage=True
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(LOSS_CASES))
+@pytest.mark.filterwarnings("ignore:You requested advantage normalization")  # over agents too, as ours
 def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
     options = LOSS_CASES[case]
     config = TrainConfig(
@@ -120,6 +127,7 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
         share_policy=options["shared"],
         share_critic=options["shared"],
         discrete=options["discrete"],
+        normalize_advantage=options.get("normalize_advantage", False),
     )
     env, policies = _env_and_policies(config)
     critics = build_critics(env, config, CPU)
@@ -137,7 +145,12 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
         parameters = [*policy.parameters(), *critic.parameters()]
 
         reference = clip_ppo_loss_for(
-            policy, critic, group, clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+            policy,
+            critic,
+            group,
+            clip_epsilon=config.clip_epsilon,
+            entropy_coeff=config.entropy_coeff,
+            normalize_advantage=config.normalize_advantage,
         )
         torch.manual_seed(1)
         expected = reference(minibatch)
@@ -147,7 +160,11 @@ def test_ppo_loss_equals_clip_ppo_loss_terms_and_gradients(case: str) -> None:
 
         actor = tensor_policy(policy, group)
         objective = PPOObjective(
-            actor, TensorCritic(critic), clip_epsilon=config.clip_epsilon, entropy_coeff=config.entropy_coeff
+            actor,
+            TensorCritic(critic),
+            clip_epsilon=config.clip_epsilon,
+            entropy_coeff=config.entropy_coeff,
+            normalize_advantage=config.normalize_advantage,
         )
         batch = PPOBatch.from_rollout(minibatch, group, actor, log_prob=behaviour_log_prob)
         torch.manual_seed(1)
