@@ -48,7 +48,7 @@ class TrainConfig:
         3, "Number of agents, for scenarios that take it (else the scenario's own team).", ENVIRONMENT
     )
     frames_per_batch: int = setting(6_000, "Frames per iteration (a multiple of --max-steps).", PPO)
-    total_frames: int = setting(60_000, "Total frames to collect.", PPO, flag="--frames")
+    total_frames: int = setting(60_000, "Total frames to collect (rounded up to whole batches).", PPO, flag="--frames")
     max_steps: int = setting(100, "Episode step limit.", ENVIRONMENT)
     num_epochs: int = setting(30, "PPO epochs over each batch.", PPO, flag="--epochs")
     minibatch_size: int = setting(400, "Frames per minibatch.", PPO)

@@ -324,6 +324,9 @@ def _train_into(
     except TrainingDiverged as error:
         kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"
         raise TrainingDiverged(f"{error}; {kept}; try a lower --lr or --max-grad-norm") from None
+    finally:
+        if logger is not None:
+            logger.close()  # flushes and finishes the run now: a sweep trains many runs in one process
     interrupted = len(state.history) < config.n_iters
     _save(files.checkpoint, state, complete=not interrupted)
     write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)

@@ -159,6 +159,22 @@ def test_csv_logger_writes_each_metric_per_iteration(cli, tmp_path: Path) -> Non
     assert logged == [(row["frames"], pytest.approx(row["reward_mean"])) for row in rows]
 
 
+def test_wandb_logger_records_every_iteration_offline(cli, tmp_path: Path, monkeypatch) -> None:
+    """Offline (the default): nothing leaves the machine, the run lands in the run folder for `wandb sync`."""
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    folder = tmp_path / "wandb-run"
+    assert cli("train", *TINY_TRAIN, "--logger", "wandb", "--out", folder).exit_code == 0
+    (record,) = (folder / "wandb").glob("offline-run-*/run-*.wandb")
+    logged = record.read_bytes()  # protobuf records: metric names and JSON values appear as text
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert json.dumps(row["reward_mean"]).encode() in logged
+    assert b"reward_mean" in logged and b"eval_success_rate" in logged
+
+
 def test_uninstalled_logger_says_what_to_install(cli, monkeypatch) -> None:
     import builtins
 
