@@ -272,17 +272,7 @@ def sweep_and_summarise(
     on_result: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> SweepOutcome:
     """The whole sweep: every trial (see run_sweep), then summary.csv and curves.png beside results.csv."""
-    rows = run_sweep(
-        plan.trials,
-        plan.folder,
-        episodes=resources.episodes,
-        device_name=resources.device_name,
-        address=resources.address,
-        cpus_per_trial=resources.cpus_per_trial,
-        gpus_per_trial=resources.gpus_per_trial,
-        max_parallel=resources.max_parallel,
-        on_result=on_result,
-    )
+    rows = run_sweep(plan.trials, plan.folder, resources, on_result)
     summary = summarise(rows, plan.trials)
     write_summary(plan.folder / "summary.csv", summary)
     plot_sweep(plan.trials, rows, plan.folder / "curves.png")
@@ -292,13 +282,7 @@ def sweep_and_summarise(
 def run_sweep(
     trials: list[Trial],
     folder: Path,
-    *,
-    episodes: int,
-    device_name: str,
-    address: str | None,
-    cpus_per_trial: float,
-    gpus_per_trial: float,
-    max_parallel: int,
+    resources: SweepResources,
     on_result: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every trial not yet complete; return all rows (earlier complete ones included)."""
@@ -309,16 +293,18 @@ def run_sweep(
     planned = {trial.name for trial in trials}
     rows = {row["trial"]: row for row in read_results(results_path) if row["trial"] in planned}
     pending = [trial for trial in trials if rows.get(trial.name, {}).get("status") != "ok"]
-    start_ray(ray, address)
+    start_ray(ray, resources.address)
     try:
-        task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
-        threads = max(1, int(cpus_per_trial))
+        task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0)(
+            run_trial
+        )
+        threads = max(1, int(resources.cpus_per_trial))
         running: dict[Any, Trial] = {}
         done = len(trials) - len(pending)
         while pending or running:
-            while pending and len(running) < max_parallel:
+            while pending and len(running) < resources.max_parallel:
                 trial = pending.pop(0)
-                running[task.remote(trial, episodes, device_name, threads)] = trial
+                running[task.remote(trial, resources.episodes, resources.device_name, threads)] = trial
             finished, _ = ray.wait(list(running), num_returns=1)
             trial = running.pop(finished[0])
             try:
