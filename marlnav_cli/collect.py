@@ -35,8 +35,8 @@ class ExperienceCollector:
 
     def collect(self) -> TensorDict:
         """A [num_envs, steps] batch with the keys TorchRL's Collector gives for this env."""
-        # Inference mode made stepping ~10% faster than no_grad (VMAS runs many small ops); the batch is
-        # stacked outside it, so training gets ordinary tensors.
+        # Inference mode steps faster than no_grad (VMAS runs many small ops; docs/benchmarks.md); the
+        # batch is stacked outside it, so training gets ordinary tensors.
         with torch.inference_mode():
             per_group, done = self._run_steps()
         done = torch.stack(done, dim=1)

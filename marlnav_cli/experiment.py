@@ -66,8 +66,8 @@ from marlnav_cli.validation import EVAL_KEYS, EvaluationSchedule, evaluate_itera
 CHECKPOINTS_FOLDER = Path("checkpoints")
 ConfigT = TypeVar("ConfigT", EnvConfig, TrainConfig)
 # Evaluation during training by default: every 8 iterations (and the last), 100 held-out episodes. An
-# evaluation costs its 100 simulator steps whatever the episode count (about 0.5 s for navigation here), so
-# the schedule, not the episodes, sets the cost: about a tenth of the default run (docs/benchmarks.md).
+# evaluation costs its max_steps simulator steps whatever the episode count (the episodes are vectorised),
+# so the schedule, not the episodes, sets the cost (measured in docs/learning.md).
 DEFAULT_EVALUATION = EvaluationSchedule(every=8, episodes=100)
 
 
