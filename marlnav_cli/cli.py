@@ -739,12 +739,12 @@ def compare(
 
     rows = compare_runs(runs, out)
     if as_json:
-        console.print_json(json.dumps({"plot": str(out), "runs": rows}))
+        console.print_json(json.dumps({"plot": str(out), "runs": [row.as_dict() for row in rows]}))
         return
     console.print(_compare_table(rows, out))
 
 
-def _compare_table(rows: list[dict[str, Any]], out: Path) -> Table:
+def _compare_table(rows: list[Any], out: Path) -> Table:
     table = Table(title=f"{len(rows)} runs (curves in {escape(str(out))})")
     for column in (
         "run",
@@ -755,20 +755,22 @@ def _compare_table(rows: list[dict[str, Any]], out: Path) -> Table:
         "frames",
         "final reward",
         "best reward",
+        "evaluated success",
         "time (s)",
     ):
         table.add_column(column, justify="left" if column in ("run", "algorithm", "scenario") else "right")
     for row in rows:
         table.add_row(
-            escape(row["run"]),
-            row["algorithm"],
-            str(row["scenario"]),
-            str(row["n_agents"]),
-            str(row["seed"]),
-            str(row["frames"]),
-            f"{row['final_reward']:.3f}",
-            f"{row['best_reward']:.3f}",
-            f"{row['wall_s']:.1f}",
+            escape(row.run),
+            row.algorithm,
+            escape(row.scenario),
+            str(row.n_agents),
+            str(row.seed),
+            str(row.frames),
+            f"{row.final_reward:.3f}",
+            f"{row.best_reward:.3f}",
+            _number(row.evaluated_success, 2),
+            f"{row.wall_s:.1f}",
         )
     return table
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,33 @@ MAX_METRICS_BYTES = 256 << 20
 _NUMBERS = ("frames", "reward_mean", "wall_s")  # what the table and the curves read from each row
 
 
-def read_run(folder: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Run:
+    folder: Path
+    history: list[dict[str, Any]]  # metrics.jsonl, one row per iteration
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the comparison table."""
+
+    run: str
+    algorithm: str
+    scenario: str
+    n_agents: int
+    seed: int
+    frames: int
+    final_reward: float
+    best_reward: float
+    evaluated_success: float | None  # the last evaluation during training; None without one or success
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_run(folder: Path) -> Run:
     """A run folder's metrics and config, every value the comparison reads checked first."""
     metrics, config = folder / "metrics.jsonl", folder / "config.toml"
     if not folder.is_dir():
@@ -38,45 +66,46 @@ def read_run(folder: Path) -> dict[str, Any]:
     for number, row in enumerate(history, start=1):
         if not isinstance(row, dict) or not all(_is_finite_number(row.get(key)) for key in _NUMBERS):
             raise MarlnavError(f"{metrics} line {number} is not an iteration record with finite {', '.join(_NUMBERS)}")
-    return {"folder": folder, "history": history, "config": settings}
+    return Run(folder=folder, history=history, config=settings)
 
 
 def _is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def summarise_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for run in runs:
-        history, config = run["history"], run["config"]
-        rows.append(
-            {
-                "run": run["folder"].name,
-                "algorithm": config.algorithm,
-                "scenario": config.scenario,
-                "n_agents": config.n_agents,
-                "seed": config.seed,
-                "frames": history[-1]["frames"],
-                "final_reward": history[-1]["reward_mean"],
-                "best_reward": max(row["reward_mean"] for row in history),
-                "wall_s": history[-1]["wall_s"],
-            }
+def summarise_runs(runs: list[Run]) -> list[RunSummary]:
+    return [
+        RunSummary(
+            run=run.folder.name,
+            algorithm=run.config.algorithm,
+            scenario=run.config.scenario,
+            n_agents=run.config.n_agents,
+            seed=run.config.seed,
+            frames=run.history[-1]["frames"],
+            final_reward=run.history[-1]["reward_mean"],
+            best_reward=max(row["reward_mean"] for row in run.history),
+            evaluated_success=_last_evaluated_success(run.history),
+            wall_s=run.history[-1]["wall_s"],
         )
-    return rows
+        for run in runs
+    ]
 
 
-def plot_runs(runs: list[dict[str, Any]], path: Path) -> None:
+def _last_evaluated_success(history: list[dict[str, Any]]) -> float | None:
+    evaluated = [row["eval_success_rate"] for row in history if _is_finite_number(row.get("eval_success_rate"))]
+    return evaluated[-1] if evaluated else None
+
+
+def plot_runs(runs: list[Run], path: Path) -> None:
     figure, axis = new_figure()
     for run in runs:
-        frames = [row["frames"] for row in run["history"]]
-        axis.plot(
-            frames, [row["reward_mean"] for row in run["history"]], marker="o", markersize=3, label=run["folder"].name
-        )
+        frames = [row["frames"] for row in run.history]
+        axis.plot(frames, [row["reward_mean"] for row in run.history], marker="o", markersize=3, label=run.folder.name)
     axis.set(xlabel="frames", ylabel="mean episode reward (training)", title="Learning curves")
     save_figure(figure, [axis], path)
 
 
-def compare_runs(folders: list[Path], out: Path) -> list[dict[str, Any]]:
+def compare_runs(folders: list[Path], out: Path) -> list[RunSummary]:
     if out.suffix.lower() != ".png":
         raise MarlnavError(f"output {out} must end in .png")
     check_writable(out)

@@ -112,7 +112,7 @@ def test_other_scenarios_train_and_evaluate(cli, tmp_path: Path, scenario: str) 
 
 def test_compare_overlays_runs(cli, trained_run: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    assert cli("train", *TINY_TRAIN, "--seed", "5", "--out", other).exit_code == 0
+    assert cli("train", *TINY_TRAIN, "--seed", "5", "--eval-every", "0", "--out", other).exit_code == 0
     plot = tmp_path / "both.png"
     result = cli("compare", trained_run, other, "--out", plot, "--json")
     assert result.exit_code == 0, result.stderr
@@ -121,6 +121,9 @@ def test_compare_overlays_runs(cli, trained_run: Path, tmp_path: Path) -> None:
     assert rows[1]["final_reward"] == pytest.approx(
         json.loads((other / "metrics.jsonl").read_text().splitlines()[-1])["reward_mean"]
     )
+    evaluated = json.loads((trained_run / "metrics.jsonl").read_text().splitlines()[-1])["eval_success_rate"]
+    assert rows[0]["evaluated_success"] == pytest.approx(evaluated) and rows[1]["evaluated_success"] is None
+    assert "n/a" in cli("compare", trained_run, other, "--out", plot).stdout  # the run never evaluated
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert cli("compare", tmp_path / "nothing").exit_code == 2
 
