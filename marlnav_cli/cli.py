@@ -581,10 +581,14 @@ def _number(value: float | str | None, digits: int = 3) -> str:
     return "n/a" if value in (None, "") else f"{float(value):.{digits}f}"
 
 
-def _interval(entry: dict[str, Any], metric: str, digits: int) -> str:
-    if f"{metric}_ci_low" not in entry:
+def _mean_and_interval(entry: dict[str, Any], metric: str, digits: int = 3) -> str:
+    """A sweep summary's mean across seeds with its 95% interval, or n/a where no seed has the figure."""
+    if f"{metric}_mean" not in entry:
         return "n/a"
-    return f"[{entry[f'{metric}_ci_low']:.{digits}f}, {entry[f'{metric}_ci_high']:.{digits}f}]"
+    return (
+        f"{entry[f'{metric}_mean']:.{digits}f} "
+        f"[{entry[f'{metric}_ci_low']:.{digits}f}, {entry[f'{metric}_ci_high']:.{digits}f}]"
+    )
 
 
 @app.command(
@@ -868,16 +872,16 @@ def _print_trial_result(row: dict[str, Any], done: int, total: int) -> None:
 
 def _print_sweep_summary(outcome: Any) -> None:
     folder = outcome.folder
-    table = Table(title=f"sweep {escape(str(folder))}: evaluated mean reward and success rate across seeds")
-    for column in ("config", "seeds", "reward mean", "reward 95% CI", "reward IQM", "success mean", "success 95% CI"):
+    table = Table(title=f"sweep {escape(str(folder))}: evaluated figures across seeds (95% bootstrap intervals)")
+    for column in ("config", "seeds", "reward", "success", "worst success", "length", "collisions"):
         table.add_column(column, justify="left" if column == "config" else "right")
     for entry in outcome.summary:
         figures = [
-            _number(entry.get("eval_mean_reward_mean")),
-            _interval(entry, "eval_mean_reward", 3),
-            _number(entry.get("eval_mean_reward_iqm")),
-            _number(entry.get("eval_success_rate_mean"), 2),
-            _interval(entry, "eval_success_rate", 2),
+            _mean_and_interval(entry, "eval_mean_reward"),
+            _mean_and_interval(entry, "eval_success_rate"),
+            _number(entry.get("eval_success_rate_min")),
+            _number(entry.get("eval_mean_length_mean"), 1),
+            _number(entry.get("eval_collisions_mean"), 2),
         ]
         table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed", *figures)
     console.print(table)

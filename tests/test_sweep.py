@@ -201,3 +201,32 @@ def test_local_ray_lives_on_loopback_alone() -> None:
         assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     finally:
         ray.shutdown()
+
+
+def test_summary_table_gives_each_figure_or_n_a(monkeypatch) -> None:
+    """The printed table reads summarise()'s entries: success with its interval and worst seed, length and
+    collisions; n/a where the scenario defines no success."""
+    from rich.console import Console
+
+    from marlnav_cli import cli
+    from marlnav_cli.sweep import SweepOutcome, Trial, summarise
+
+    def row(trial: str, seed: int, success: float | None) -> dict:
+        figures = {"eval_success_rate": success, "eval_collisions": 0.1 * seed, "eval_mean_length": 50.0 + seed}
+        return {"trial": trial, "seed": seed, "status": "ok", "eval_mean_reward": 3.0 + seed, **figures}
+
+    trials = [Trial(f"lr={lr}-seed{seed}", {"lr": lr}, None, Path(".")) for lr in (1, 2) for seed in (0, 1)]
+    rows = [
+        row("lr=1-seed0", 0, 0.9),
+        row("lr=1-seed1", 1, 0.8),
+        row("lr=2-seed0", 0, None),
+        row("lr=2-seed1", 1, None),
+    ]
+    recorder = Console(record=True, width=200)
+    monkeypatch.setattr(cli, "console", recorder)
+    cli._print_sweep_summary(SweepOutcome(folder=Path("sweep"), rows=rows, summary=summarise(rows, trials)))
+    lines = recorder.export_text().splitlines()
+    (first,) = [line for line in lines if "lr=1" in line]
+    (second,) = [line for line in lines if "lr=2" in line]
+    assert "0.850 [0.800, 0.900]" in first and "0.800" in first and "50.5" in first and "0.05" in first
+    assert "3.500 [3.000, 4.000]" in second and second.count("n/a") == 2
