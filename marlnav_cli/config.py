@@ -219,7 +219,7 @@ def _check_counts(config: Any, names: tuple[str, ...]) -> None:
 # The tutorial spends its time on 450 minibatches of 400 per iteration through 2x256 nets; "fast" takes
 # 2x64 nets and 160 minibatches of 750 (8 per epoch, 20 epochs), a higher learning rate decayed linearly
 # to 0, standardised advantages and a shorter GAE horizon, over 60% more frames. Why each: the lever study
-# in docs/learning.md (more gradient steps per frame helped most; lambda 0.8 only with them).
+# in docs/learning.md (more gradient steps per frame helped most; a short horizon only with them).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "num_cells": 64,
@@ -228,7 +228,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "anneal_lr": True,
         "normalize_advantage": True,
-        "lmbda": 0.8,
+        "lmbda": 0.7,
         "total_frames": 96_000,
     },
     "tutorial": {},
