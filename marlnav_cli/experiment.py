@@ -238,17 +238,22 @@ def run_training(
     try:
         with folder_lock(files.folder):
             _claim_folder(files, resume=resume, overwrite=overwrite)
-            return _train_into(
-                files,
-                config,
-                device,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-                logger_kind=logger_kind,
-                evaluation=evaluation,
-                on_iteration=on_iteration,
-                on_start=on_start,
-            )
+            logger = make_logger(logger_kind, files.folder)
+            try:
+                return _train_into(
+                    files,
+                    config,
+                    device,
+                    checkpoint_every=checkpoint_every,
+                    resume=resume,
+                    logger=logger,
+                    evaluation=evaluation,
+                    on_iteration=on_iteration,
+                    on_start=on_start,
+                )
+            finally:
+                if logger is not None:
+                    logger.close()  # flushes and finishes its run now: a sweep trains many runs in one process
     except MarlnavError:
         if created and not files.checkpoint.exists():
             shutil.rmtree(files.folder, ignore_errors=True)
@@ -277,12 +282,11 @@ def _train_into(
     *,
     checkpoint_every: int,
     resume: Checkpoint | None,
-    logger_kind: str,
+    logger: Any,
     evaluation: EvaluationSchedule,
     on_iteration: Callable[[TrainState], None] | None,
     on_start: Callable[[RunFiles], None] | None,
 ) -> TrainOutcome:
-    logger = make_logger(logger_kind, files.folder)
     write_text_atomic(files.config, config.to_toml())
     if on_start is not None:
         on_start(files)
@@ -324,9 +328,6 @@ def _train_into(
     except TrainingDiverged as error:
         kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"
         raise TrainingDiverged(f"{error}; {kept}; try a lower --lr or --max-grad-norm") from None
-    finally:
-        if logger is not None:
-            logger.close()  # flushes and finishes the run now: a sweep trains many runs in one process
     interrupted = len(state.history) < config.n_iters
     _save(files.checkpoint, state, complete=not interrupted)
     write_metrics(state.history, files.metrics_csv, files.metrics_jsonl)

@@ -272,7 +272,7 @@ def sweep_and_summarise(
     on_result: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> SweepOutcome:
     """The whole sweep: every trial (see run_sweep), then summary.csv and curves.png beside results.csv."""
-    rows = run_sweep(plan.trials, plan.folder, resources, on_result)
+    rows = run_sweep(plan, resources, on_result)
     summary = summarise(rows, plan.trials)
     write_summary(plan.folder / "summary.csv", summary)
     plot_sweep(plan.trials, rows, plan.folder / "curves.png")
@@ -280,12 +280,12 @@ def sweep_and_summarise(
 
 
 def run_sweep(
-    trials: list[Trial],
-    folder: Path,
+    plan: SweepPlan,
     resources: SweepResources,
     on_result: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every trial not yet complete; return all rows (earlier complete ones included)."""
+    trials, folder = plan.trials, plan.folder
     ray = import_ray()
     ensure_folder(folder)
     results_path = folder / "results.csv"
