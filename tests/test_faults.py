@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from marlnav_cli.checkpoint import read_checkpoint
+from marlnav_cli.errors import ConfigError
 from tests.conftest import TINY_TRAIN, start_long_training
 
 MARLNAV = [sys.executable, "-c", "from marlnav_cli.cli import main; main()"]
@@ -219,7 +220,6 @@ def test_stale_temporary_files_are_cleaned_at_the_next_write(cli, tmp_path: Path
 
 def test_a_failed_train_leaves_no_run_folder(cli, tmp_path: Path, monkeypatch) -> None:
     import marlnav_cli.experiment as experiment
-    from marlnav_cli.errors import ConfigError
 
     def refuse(*args, **kwargs):
         raise ConfigError("refused after the folder was made")
@@ -318,3 +318,36 @@ def test_a_scenario_that_cannot_place_its_agents_times_out(cli, monkeypatch) -> 
     monkeypatch.setattr(envs, "SCENARIO_BUILD_LIMIT_S", 2)
     result = cli("inspect-specs", "--scenario-arg", "agent_radius=100000", "--num-envs", "1")
     _one_line_refusal(result, "did not finish building in 2 s")
+
+
+def test_the_time_limit_comes_back_when_its_error_is_swallowed() -> None:
+    """A finaliser that runs when the alarm fires drops the error; the limit must not stop at one try."""
+    import time
+
+    from marlnav_cli import envs
+    from marlnav_cli.config import EnvConfig
+
+    config = EnvConfig("navigation", 3, 100, False, 0, {})
+    swallowed = 0
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"did not finish building in 0\.2 s"), envs._time_limit(config, 0.2):
+        try:
+            time.sleep(5)
+        except ConfigError:
+            swallowed += 1  # as Python does with an error raised inside a __del__
+        time.sleep(5)
+    assert swallowed == 1 and time.perf_counter() - started < 2
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # nothing left armed
+
+
+def test_vmas_placement_complaints_are_not_kept() -> None:
+    """Past 50,000 tries VMAS warns on every try; recording each would grow by gigabytes."""
+    import warnings
+
+    from marlnav_cli import envs
+
+    with envs._recorded_warnings() as caught:
+        for _ in range(3):
+            warnings.warn("It is taking many iterations to spawn the entity, make sure the bounds ...", stacklevel=1)
+        warnings.warn("The following kwargs were not used by the scenario: foo", stacklevel=1)
+    assert [str(w.message) for w in caught] == ["The following kwargs were not used by the scenario: foo"]
