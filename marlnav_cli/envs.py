@@ -138,7 +138,7 @@ SCENARIO_BUILD_LIMIT_S = 30
 
 # The error raised from a signal handler lands wherever Python happens to be; inside a finaliser (a __del__
 # run by the garbage collector) it is printed and dropped, and a one-shot alarm then never comes back (seen
-# once in CI: the placement loop ran on for 10 minutes). So the limit raises again at this interval.
+# once in a local `.ci/run`: the placement loop ran on for 10 minutes). So the limit raises again at this interval.
 TIME_LIMIT_REPEAT_S = 0.5
 
 
