@@ -64,7 +64,6 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 DEFAULTS = TrainConfig()
 
-PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]  # choices in --help, checked by typer
 LoggerName = Literal[LOGGERS]  # type: ignore[valid-type]
 
 # --- options shared by several commands ------------------------------------------------------
@@ -134,6 +133,22 @@ ScenarioArgs = Annotated[
 ]
 
 
+def _zoo_help() -> str:
+    from marlnav_cli.zoo import zoo
+
+    return (
+        f"Starting settings, which options override: {', '.join(PRESETS)} (tutorial: TorchRL's multi-agent PPO "
+        "tutorial, exactly; benchmarl: BenchMARL's tuned VMAS settings). Default: the scenario's zoo entry "
+        f"(the zoo has {', '.join(zoo())}), else {DEFAULT_PRESET}."
+    )
+
+
+Preset = Annotated[
+    str | None,
+    typer.Option(help=_zoo_help(), show_default=False, metavar="NAME", rich_help_panel=RUN_PANEL),
+]
+
+
 def _preset_help(text: str, field: str) -> str:
     """Option help that names each preset's value, since the default depends on --preset."""
     values = ", ".join(f"{name}: {getattr(preset_config(name), field)}" for name in PRESETS)
@@ -188,20 +203,15 @@ def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
     cls=_Command,
     epilog="Examples:\n\n  marlnav train\n\n  marlnav train --n-agents 3 --frames 60000\n\n"
     "  marlnav train --preset tutorial\n\n"
+    "  marlnav train --scenario transport            # transport's zoo entry\n\n"
+    "  marlnav train --scenario transport --preset benchmarl --frames 600000\n\n"
     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
     "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000",
 )
 @with_config_options
 def train(
     settings: dict[str, Any],
-    preset: Annotated[
-        PresetName | None,
-        typer.Option(
-            help=f"Starting settings (default {DEFAULT_PRESET}); options override them.",
-            show_default=False,
-            rich_help_panel="Run",
-        ),
-    ] = None,
+    preset: Preset = None,
     scenario_arg: ScenarioArgs = None,
     config_file: Annotated[
         Path | None,
@@ -271,7 +281,8 @@ def train(
     ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Train MAPPO/IPPO on a VMAS scenario, from a preset (--preset tutorial is TorchRL's tutorial, exactly).
+    """Train MAPPO/IPPO on a VMAS scenario, from its zoo entry or a preset (--preset tutorial is TorchRL's
+    tutorial, exactly).
 
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.toml (pass it to --config to reproduce the run) into the run folder.
@@ -811,7 +822,7 @@ def sweep(
             metavar="TEXT",
         ),
     ] = None,
-    preset: Annotated[PresetName, typer.Option(help="Base settings.")] = DEFAULT_PRESET,
+    preset: Preset = None,
     config_file: Annotated[
         Path | None,
         typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False, metavar="PATH"),
@@ -977,6 +988,7 @@ def _scenarios_table(described: list[dict[str, Any]]) -> Table:
         "groups (agents: observation, continuous action / discrete choices)",
         "team size",
         "episode end",
+        "zoo entry (train's default settings)",
     ):
         table.add_column(column)
     for entry in described:
@@ -989,8 +1001,25 @@ def _scenarios_table(described: list[dict[str, Any]]) -> Table:
             if entry["episode_end"] == "never"
             else f"{entry['episode_end']}: {entry['episode_end_means']}"
         )
-        table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end))
+        zoo_entry = entry["zoo_entry"]
+        zoo_text = "none: the fast preset" if zoo_entry is None else _zoo_entry_text(zoo_entry)
+        table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end), escape(zoo_text))
     return table
+
+
+def _zoo_entry_text(entry: dict[str, Any]) -> str:
+    changed = " ".join(_as_options(name, value) for name, value in entry["settings"].items())
+    return f"{entry['frames']:,} frames" + (f"; {changed}" if changed else "; the fast preset")
+
+
+def _as_options(name: str, value: Any) -> str:
+    """A setting as the train options that give it."""
+    if name == "scenario_args":
+        return " ".join(f"--scenario-arg {key}={item}" for key, item in value.items())
+    if isinstance(value, bool):
+        off = {f.name: f.metadata.get("off") for f in fields(TrainConfig)}[name]
+        return flag_of(name) if value or off is None else off
+    return f"{flag_of(name)} {value}"
 
 
 @app.command(cls=_Command)

@@ -24,7 +24,6 @@ from torchrl.modules import ProbabilisticActor
 
 from marlnav_cli.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint, weight_prefixes
 from marlnav_cli.config import (
-    DEFAULT_PRESET,
     MAX_COUNT,
     EnvConfig,
     TrainConfig,
@@ -32,7 +31,6 @@ from marlnav_cli.config import (
     check_positive,
     check_seed,
     default_env,
-    preset_config,
 )
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import (
@@ -62,6 +60,7 @@ from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
 from marlnav_cli.train import TrainState, check_resumable, train
 from marlnav_cli.validation import EVAL_KEYS, EvaluationSchedule, evaluate_iteration, quality
+from marlnav_cli.zoo import starting_config, zoo
 
 CHECKPOINTS_FOLDER = Path("checkpoints")
 ConfigT = TypeVar("ConfigT", EnvConfig, TrainConfig)
@@ -138,19 +137,21 @@ def command_config(
     if resume is not None and (preset is not None or config_file is not None):
         raise MarlnavError("--resume continues a run with its own settings; --preset and --config don't apply")
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    return resolve_train_config(given, preset=preset or DEFAULT_PRESET, resume=checkpoint), checkpoint
+    return resolve_train_config(given, preset=preset, resume=checkpoint), checkpoint
 
 
 def resolve_train_config(
-    overrides: dict[str, Any], *, preset: str = DEFAULT_PRESET, resume: Checkpoint | None = None
+    overrides: dict[str, Any], *, preset: str | None = None, resume: Checkpoint | None = None
 ) -> TrainConfig:
-    """A preset, or a resumed checkpoint's config, with the options the user gave on top.
+    """A preset (None: the scenario's zoo entry, else the default preset), or a resumed checkpoint's
+    config, with the options the user gave on top.
 
     A resumed run may only be extended (a larger total_frames): any other change would make it a
     different run that merely starts from these weights.
     """
     if resume is None:
-        config = dataclasses.replace(preset_config(preset), **overrides).validate()
+        start = starting_config(preset, overrides.get("scenario", TrainConfig.scenario))
+        config = dataclasses.replace(start, **overrides).validate()
         return fit_team_size(config, explicit="n_agents" in overrides)
     resume.check_resumable()
     check_resumable(resume)
@@ -567,7 +568,14 @@ def describe_scenario(scenario: str) -> dict[str, Any]:
         "team_size": "--n-agents"
         if fixed_team_size(config) is None
         else " ".join(f"{name}=K" for name in TEAM_SIZE_ARGUMENTS.get(scenario, ())) or "fixed",
+        "zoo_entry": _zoo_summary(scenario),
     }
+
+
+def _zoo_summary(scenario: str) -> dict[str, Any] | None:
+    """What `train --scenario S` starts from when S has a zoo entry: its frames and changed settings."""
+    entry = zoo().get(scenario)
+    return None if entry is None else {"frames": entry.frames, "settings": entry.settings, "why": entry.why}
 
 
 def inspect_env(config: EnvConfig, *, num_envs: int, device_name: str) -> dict[str, Any]:

@@ -115,7 +115,9 @@ class SweepPlan:
     trials: list[Trial]
 
 
-def plan_sweep(given: dict[str, Any], sets: list[str], *, preset: str, seeds: str, folder: Path | None) -> SweepPlan:
+def plan_sweep(
+    given: dict[str, Any], sets: list[str], *, preset: str | None, seeds: str, folder: Path | None
+) -> SweepPlan:
     """Every trial of a sweep: the given settings (the same in every trial) over the preset, then each
     combination of the --set values, for each seed. Each trial's config is checked here, before Ray."""
     from marlnav_cli.experiment import resolve_train_config
