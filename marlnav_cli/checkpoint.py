@@ -212,6 +212,8 @@ def _history_row_problem(row: Any, number: int) -> str | None:
         and all(key in row and (row[key] is None or _number(row[key])) for key in _EVALUATION_OPTIONAL)
     ):
         return "has an evaluation without its figures"
+    if row.get("eval_goal_rate") is not None and not _number(row["eval_goal_rate"]):  # absent before goal rates
+        return "has a goal rate that is not a finite number"
     return None
 
 

@@ -561,16 +561,13 @@ def _evaluation_rows(results: Any) -> list[tuple[str, Any]]:
             (f"mean episode reward, {group}", lambda side, g=group: _number(side.groups[g].mean_reward))
             for group in groups
         ]
-    rows += [
-        (
-            "success rate [95% interval]",
-            lambda side: (
-                _number(side.success_rate)
-                + ("" if side.success_rate_ci95 is None else " [{:.3f}, {:.3f}]".format(*side.success_rate_ci95))
-            ),
-        )
-    ]
-    if results.episode_end in (EpisodeEnd.MIXED.value, EpisodeEnd.FAILURE.value):
+    rows += [("success rate [95% interval]", lambda side: _rate(side.success_rate, side.success_rate_ci95))]
+    if results.policy.goal_rate is not None:  # the two kinds of early end apart
+        rows += [
+            ("goal rate [95% interval]", lambda side: _rate(side.goal_rate, side.goal_rate_ci95)),
+            ("failure rate [95% interval]", lambda side: _rate(side.failure_rate, side.failure_rate_ci95)),
+        ]
+    elif results.episode_end in (EpisodeEnd.MIXED.value, EpisodeEnd.FAILURE.value):
         rows += [(f"ended early ({results.episode_end})", lambda side: _number(side.ended_early_rate))]
     rows += [
         ("collisions per episode", lambda side: _number(side.mean_collisions)),
@@ -579,13 +576,20 @@ def _evaluation_rows(results: Any) -> list[tuple[str, Any]]:
     return rows
 
 
+def _rate(rate: float | None, interval: tuple[float, float] | None) -> str:
+    return _number(rate) + ("" if interval is None else " [{:.3f}, {:.3f}]".format(*interval))
+
+
 def _episode_end_note(results: Any) -> str:
     end, means = results.episode_end, results.episode_end_means
     if end == EpisodeEnd.SUCCESS.value:
         return f"success: the episode ended before the step limit ({means})"
     if end == EpisodeEnd.NEVER.value:
         return "success rate n/a: this scenario never ends before the step limit, so it defines no success"
-    return f"success rate n/a: this scenario's episodes end on {means}, so an early end is not success"
+    note = f"success rate n/a: this scenario's episodes end on {means}, so an early end is not success"
+    if results.policy.goal_rate is not None:
+        note += "; goal and failure rates tell them apart, read from the step each episode ended on"
+    return note
 
 
 def _number(value: float | str | None, digits: int = 3) -> str:
@@ -884,13 +888,20 @@ def _print_trial_result(row: dict[str, Any], done: int, total: int) -> None:
 def _print_sweep_summary(outcome: Any) -> None:
     folder = outcome.folder
     table = Table(title=f"sweep {escape(str(folder))}: evaluated figures across seeds (95% bootstrap intervals)")
-    for column in ("config", "seeds", "reward", "success", "worst success", "length", "collisions"):
+    # Where the end can be the goal or a failure, the goal rate stands where success would (with the failure rate).
+    rate = "eval_success_rate"
+    if all("eval_success_rate_mean" not in entry for entry in outcome.summary):
+        rate = "eval_goal_rate" if any("eval_goal_rate_mean" in entry for entry in outcome.summary) else rate
+    name = "success" if rate == "eval_success_rate" else "goal"
+    columns = ["config", "seeds", "reward", name, f"worst {name}"] + (["failure"] if name == "goal" else [])
+    for column in (*columns, "length", "collisions"):
         table.add_column(column, justify="left" if column == "config" else "right")
     for entry in outcome.summary:
         figures = [
             _mean_and_interval(entry, "eval_mean_reward"),
-            _mean_and_interval(entry, "eval_success_rate"),
-            _number(entry.get("eval_success_rate_min")),
+            _mean_and_interval(entry, rate),
+            _number(entry.get(f"{rate}_min")),
+            *([_number(entry.get("eval_failure_rate_mean"))] if name == "goal" else []),
             _number(entry.get("eval_mean_length_mean"), 1),
             _number(entry.get("eval_collisions_mean"), 2),
         ]

@@ -16,7 +16,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
-from marlnav_cli.scenarios import EndMeaning, end_meaning
+from marlnav_cli.scenarios import EndMeaning, GoalReader, end_meaning, goal_reader
 
 # Seeds for evaluation sit this far from the training seed, so no evaluated episode was trained on.
 EVAL_SEED_OFFSET = 1_000_000
@@ -44,9 +44,12 @@ def evaluation_env(config: TrainConfig, episodes: int, seed: int, device: torch.
     return make_env(config, num_envs=episodes, seed=seed, device=device, step_limit=False)
 
 
-def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[str, torch.Tensor]:
+def first_episode_stats(
+    data: TensorDictBase, groups: list[AgentGroup], goal: GoalReader | None = None
+) -> dict[str, torch.Tensor]:
     """Per env: reward (per agent, over all groups and per group), length, whether the episode ended
-    before the step limit, and collisions (where the scenario reports them) of the first episode."""
+    before the step limit, and collisions (where the scenario reports them) of the first episode; with
+    `goal` (a goal-or-failure scenario's reader), whether it ended on the goal or on a failure."""
     done = data.get(("next", "done")).reshape(data.batch_size)  # [envs, steps]
     steps = done.shape[1]
     ended = done.any(dim=1)
@@ -68,6 +71,10 @@ def first_episode_stats(data: TensorDictBase, groups: list[AgentGroup]) -> dict[
     ]
     if colliding:  # [envs, steps, agents]
         stats["collisions"] = sum((c & in_episode).sum(dim=(1, 2)).float() for c in colliding)
+    if goal is not None:
+        ended_steps = data.get("next")[torch.arange(done.shape[0], device=done.device), last_step]
+        on_goal = goal(ended_steps) & ended
+        stats["goal"], stats["failure"] = on_goal.float(), (ended & ~on_goal).float()
     return stats
 
 
@@ -92,6 +99,11 @@ class EpisodeFigures:
     mean_collisions: float | None
     mean_length: float
     groups: dict[str, RewardFigures]
+    # Where the end can be the goal or a failure: each apart, with Wilson's interval (None elsewhere).
+    goal_rate: float | None = None
+    goal_rate_ci95: tuple[float, float] | None = None
+    failure_rate: float | None = None
+    failure_rate_ci95: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,12 @@ def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning:
 
     ended_rate = stats["ended"].mean().item()
     episodes = stats["ended"].numel()
+
+    def rate_and_interval(name: str) -> tuple[float | None, tuple[float, float] | None]:
+        if name not in stats:
+            return None, None
+        return stats[name].mean().item(), wilson_interval(int(stats[name].sum().item()), episodes)
+
     # Averaged over competing teams a reward means nothing: then only per group.
     overall = rewards(stats["reward"]) if len(groups) == 1 else RewardFigures(None, None, None)  # type: ignore[arg-type]
     return EpisodeFigures(
@@ -139,6 +157,8 @@ def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning:
         mean_collisions=stats["collisions"].mean().item() if "collisions" in stats else None,
         mean_length=stats["length"].mean().item(),
         groups={group.name: rewards(stats[f"reward/{group.name}"]) for group in groups},
+        **dict(zip(("goal_rate", "goal_rate_ci95"), rate_and_interval("goal"))),
+        **dict(zip(("failure_rate", "failure_rate_ci95"), rate_and_interval("failure"))),
     )
 
 
@@ -179,7 +199,10 @@ def evaluate_actor(
     env = evaluation_env(config, episodes, seed, device)
     data = rollout(env, actor, config.max_steps, break_when_any_done=False)
     groups = agent_groups(env)
-    summary = summarise(first_episode_stats(data, groups), groups, end_meaning(config.scenario, config.scenario_args))
+    goal = goal_reader(config.scenario, config.scenario_args)
+    summary = summarise(
+        first_episode_stats(data, groups, goal), groups, end_meaning(config.scenario, config.scenario_args)
+    )
     env.close()
     return summary
 

@@ -55,9 +55,12 @@ class TrainingProgress:
         )
         evaluated = {}
         if row.get("eval_s") is not None:
-            success = row["eval_success_rate"]
-            label, figure = ("success", success) if success is not None else ("eval reward", row["eval_mean_reward"])
-            evaluated = {"evaluated": f"{label} {figure:.2f}"}
+            label, figure = next(
+                (label, row.get(key))
+                for label, key in (("success", "eval_success_rate"), ("goal", "eval_goal_rate"), ("eval reward", None))
+                if key is None or row.get(key) is not None
+            )
+            evaluated = {"evaluated": f"{label} {row['eval_mean_reward'] if figure is None else figure:.2f}"}
         self.bar.update(
             self.task,
             completed=row["iteration"],

@@ -8,9 +8,13 @@ end means success (tests/test_scenarios.py checks the entries that matter agains
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+import torch
+from tensordict import TensorDictBase
 
 
 class EpisodeEnd(Enum):
@@ -68,6 +72,53 @@ TEAM_SIZE_ARGUMENTS = {
     "simple_tag": ("num_good_agents", "num_adversaries"),
     "simple_world_comm": ("num_good_agents", "num_adversaries"),
 }
+
+
+def _first_agent(step: TensorDictBase, key: tuple[str, ...]) -> torch.Tensor:
+    """A per-agent entry of the ended steps, [envs, agents, ...], as [envs, ...] of the group's first agent
+    (the entries read here are the same for every agent: VMAS computes them once per env)."""
+    return step.get(key)[:, 0]
+
+
+def _reward_term_is_zero(group: str, term: str) -> GoalReader:
+    return lambda step: _first_agent(step, (group, "info", term)).reshape(step.batch_size[0], -1)[:, 0] == 0
+
+
+def _ball_on_goal(step: TensorDictBase) -> torch.Tensor:
+    """ball_passage's goal test (ball within 0.01 of the goal), from an agent's observation: it holds
+    agent - goal (items 4-5) and agent - ball (items 6-7), so their difference is ball - goal."""
+    observation = _first_agent(step, ("agents", "observation"))
+    return torch.linalg.vector_norm(observation[:, 4:6] - observation[:, 6:8], dim=-1) <= 0.01 + 1e-6
+
+
+# Goal-or-failure scenarios: how the step an episode ended on tells its goal from its failure, read from
+# what VMAS returned for that step (its info or observations: computed before the env resets). Each is
+# tested against the scenario's own state in tests/test_scenarios.py. A scenario argument that zeroes the
+# signal (a collision reward of 0) leaves the two apart unknown: then only the ended-early share is given.
+GoalReader = Callable[[TensorDictBase], torch.Tensor]
+_GOAL_READERS: dict[str, tuple[Callable[[dict[str, Any]], bool], GoalReader]] = {
+    # the package fell: balance's ground reward (-10) is paid at that step, and only then
+    "balance": (lambda args: True, _reward_term_is_zero("agents", "ground_rew")),
+    # the wire touched: its collision reward is paid at that step
+    "buzz_wire": (lambda args: args.get("collision_reward", -10) != 0, _reward_term_is_zero("agents", "collision_rew")),
+    "ball_passage": (lambda args: True, _ball_on_goal),
+    # blue (the trained team) scored: its sparse reward is +scoring_reward at that step, -scoring_reward if red did
+    "football": (
+        lambda args: args.get("scoring_reward", 100.0) != 0,
+        lambda step: (
+            _first_agent(step, ("agent_blue", "info", "sparse_reward")).reshape(step.batch_size[0], -1)[:, 0] > 0
+        ),
+    ),
+}
+
+
+def goal_reader(scenario: str, scenario_args: dict[str, Any]) -> GoalReader | None:
+    """For a goal-or-failure scenario, a function of the ended steps' `next` entries ([envs]) that says
+    which ended on the goal; None where the scenario (with these arguments) cannot tell them apart."""
+    if scenario not in _GOAL_READERS:
+        return None
+    applies, reader = _GOAL_READERS[scenario]
+    return reader if applies(scenario_args) else None
 
 
 def end_meaning(scenario: str, scenario_args: dict[str, Any]) -> EndMeaning:

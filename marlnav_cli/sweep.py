@@ -25,19 +25,16 @@ from marlnav_cli.config import TrainConfig, field_of_flag, parse_int_ranges, typ
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import ensure_folder, write_text_atomic
 
-# --set names that are not config fields as written.
-RESULT_FIELDS = (
-    "trial",
-    "seed",
+# The evaluated figures a trial's row holds and the summary gives across seeds (None where undefined).
+EVALUATED_FIGURES = (
     "eval_mean_reward",
     "eval_success_rate",
+    "eval_goal_rate",
+    "eval_failure_rate",
     "eval_collisions",
     "eval_mean_length",
-    "final_train_reward",
-    "wall_s",
-    "status",
-    "error",
 )
+RESULT_FIELDS = ("trial", "seed", *EVALUATED_FIGURES, "final_train_reward", "wall_s", "status", "error")
 
 
 MAX_SEEDS = 10_000  # a sweep's trials are planned up front: a bound keeps a typo from filling memory
@@ -191,6 +188,8 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
         row.update(
             eval_mean_reward=report.policy.mean_reward,
             eval_success_rate=report.policy.success_rate,
+            eval_goal_rate=report.policy.goal_rate,
+            eval_failure_rate=report.policy.failure_rate,
             eval_collisions=report.policy.mean_collisions,
             eval_mean_length=report.policy.mean_length,
             final_train_reward=outcome.state.final_reward,
@@ -358,8 +357,8 @@ def interquartile_mean(values: list[float]) -> float:
 
 
 def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str, Any]]:
-    """Per config: seeds done and failed, and mean / 95% CI / IQM of evaluated reward, success, collisions
-    and episode length."""
+    """Per config: seeds done and failed, and mean / 95% CI / IQM of evaluated reward, success, goal and
+    failure rates, collisions and episode length."""
     by_config: dict[str, list[dict[str, Any]]] = {}
     settings = {trial.config_name: trial.settings for trial in trials}
     config_of = {trial.name: trial.config_name for trial in trials}
@@ -374,7 +373,7 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
             "seeds_ok": len(ok),
             "seeds_failed": len(by_config.get(name, [])) - len(ok),
         }
-        for metric in ("eval_mean_reward", "eval_success_rate", "eval_collisions", "eval_mean_length"):
+        for metric in EVALUATED_FIGURES:
             # None (or empty, read back from CSV) where the scenario has no such figure: no success defined,
             # or rewards only per group.
             values = [float(row[metric]) for row in ok if row.get(metric) not in (None, "")]

@@ -23,6 +23,7 @@ VALIDATION_SEED_OFFSET = 2_000_000
 EVAL_KEYS = (
     "eval_success_rate",
     "eval_ended_early_rate",
+    "eval_goal_rate",
     "eval_mean_length",
     "eval_mean_collisions",
     "eval_mean_reward",
@@ -63,6 +64,7 @@ def evaluate_iteration(state: TrainState, schedule: EvaluationSchedule, device: 
     return {
         "eval_success_rate": summary.success_rate,
         "eval_ended_early_rate": summary.ended_early_rate,
+        "eval_goal_rate": summary.goal_rate,
         "eval_mean_length": summary.mean_length,
         "eval_mean_collisions": summary.mean_collisions,
         # with several groups, the first group's (a competitive mean would mean nothing)
@@ -73,9 +75,12 @@ def evaluate_iteration(state: TrainState, schedule: EvaluationSchedule, device: 
 
 def quality(row: dict[str, Any]) -> tuple[float, ...]:
     """How a checkpoint ranks for best.safetensors: evaluated success, then shorter episodes, then reward;
-    by evaluated reward where the scenario defines no success; by training reward without evaluation."""
+    goal rate then reward where the end can be the goal or a failure; evaluated reward where the scenario
+    defines neither; training reward without evaluation."""
     if row.get("eval_success_rate") is not None:
         return (row["eval_success_rate"], -row["eval_mean_length"], row["eval_mean_reward"])
+    if row.get("eval_goal_rate") is not None:
+        return (row["eval_goal_rate"], row["eval_mean_reward"])
     if row.get("eval_mean_reward") is not None:
         return (row["eval_mean_reward"],)
     return (row["reward_mean"],)
