@@ -1,0 +1,65 @@
+"""VMAS's own hand-written controllers (a scenario module's `HeuristicPolicy`) as actors marlnav evaluates.
+
+A trained policy is worth its frames only if it beats what the scenario's authors wrote by hand: the zoo's
+benchmark evaluates each heuristic exactly as it evaluates a policy (same episodes, same figures).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+
+from marlnav_cli.config import TrainConfig
+from marlnav_cli.envs import agent_groups, make_env
+from marlnav_cli.errors import MarlnavError
+
+
+@dataclass(frozen=True)
+class HeuristicUnavailable:
+    reason: str
+
+
+class HeuristicActor(TensorDictModuleBase):
+    """One VMAS heuristic acting for every agent of a one-group scenario, agent by agent, as VMAS's own
+    run_heuristic example calls it: each agent's observation in, an action within its u_range out."""
+
+    def __init__(self, policy: object, group: str, u_ranges: list[float]) -> None:
+        super().__init__()
+        self.policy, self.u_ranges = policy, u_ranges
+        self.in_keys = [(group, "observation")]
+        self.out_keys = [(group, "action")]
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        observation = tensordict.get(self.in_keys[0])  # [envs, agents, size]
+        actions = [
+            self.policy.compute_action(observation[..., agent, :], u_range=u_range)  # type: ignore[attr-defined]
+            for agent, u_range in enumerate(self.u_ranges)
+        ]
+        return tensordict.set(self.out_keys[0], torch.stack(actions, dim=-2).to(observation.dtype))
+
+
+def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailable:
+    """The scenario's heuristic for continuous actions, or why there is none to run."""
+    module = importlib.import_module(f"vmas.scenarios.{config.scenario}")
+    policy_class = getattr(module, "HeuristicPolicy", None)
+    if policy_class is None:
+        return HeuristicUnavailable(f"VMAS ships no heuristic for {config.scenario}")
+    if config.discrete:
+        return HeuristicUnavailable("VMAS's heuristics act in continuous actions only")
+    env = make_env(config, num_envs=1, seed=config.seed, device=torch.device("cpu"))
+    groups = agent_groups(env)
+    u_ranges = [float(agent.u_range) for agent in env.base_env._env.agents]
+    first_observation = env.reset().get(groups[0].key("observation"))[:, 0]
+    env.close()
+    if len(groups) != 1:
+        raise MarlnavError(f"{config.scenario}'s heuristic is for one agent group, not {len(groups)}")
+    policy = policy_class(continuous_action=True)
+    try:
+        policy.compute_action(first_observation, u_range=u_ranges[0])
+    except ImportError as error:  # navigation's controller solves a QP with cvxpylayers
+        return HeuristicUnavailable(f"{config.scenario}'s heuristic needs {error.name} (pip install {error.name})")
+    return HeuristicActor(policy, groups[0].name, u_ranges)
