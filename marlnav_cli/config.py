@@ -26,7 +26,7 @@ MAX_COUNT = 10**12
 MAX_CONFIG_FILE_BYTES = 1 << 20
 # Keys that checkpoints and config files written before they existed lack, with what they meant then.
 # Any other missing key is refused: a silent default would make a resumed run a different run.
-ADDED_LATER = {"discrete": False, "normalize_advantage": False}
+ADDED_LATER = {"discrete": False, "normalize_advantage": False, "reward_scale": 1.0}
 
 
 ENVIRONMENT, PPO, MODEL, RUN = "Environment", "PPO", "Model", "Run"  # help panels
@@ -65,6 +65,12 @@ class TrainConfig:
         off="--raw-advantage",
     )
     anneal_lr: bool = setting(False, "Decay the learning rate linearly to 0 over the run.", PPO, off="--constant-lr")
+    reward_scale: float = setting(
+        1.0,
+        "Multiply rewards by this for advantages and value targets (reported rewards stay the scenario's own), "
+        "so a critic meets values near 1 where a scenario pays hundreds per episode.",
+        PPO,
+    )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)
     mappo: bool = setting(
@@ -104,11 +110,11 @@ class TrainConfig:
         """Raise ConfigError naming the first bad value; return self so calls can chain."""
         self.env.validate()
         _check_counts(self, ("frames_per_batch", "total_frames", "num_epochs", "minibatch_size", "depth", "num_cells"))
-        for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff"):
+        for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff", "reward_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise ConfigError(f"{flag_of(name)} must be a finite number, got {value!r}")
-        for name in ("lr", "max_grad_norm", "clip_epsilon"):
+        for name in ("lr", "max_grad_norm", "clip_epsilon", "reward_scale"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive number, got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1:

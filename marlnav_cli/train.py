@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
-from torchrl.envs import TransformedEnv
+from torchrl.envs import RewardScaling, TransformedEnv
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives.value import GAE
 
@@ -105,6 +105,11 @@ def train(
         for group in groups
     }
     advantage_modules = {group.name: _advantage_module(config, group, critics[group.name]) for group in groups}
+    reward_scalers = {
+        group.name: RewardScaling(loc=0.0, scale=config.reward_scale, in_keys=[("next", *group.key("reward"))])
+        for group in groups
+        if config.reward_scale != 1.0
+    }
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
     collector = ExperienceCollector(env, actors, steps=config.max_steps)
@@ -120,6 +125,8 @@ def train(
         batches = {}
         for group in groups:
             _expand_done_to_agents(data, group)
+            if group.name in reward_scalers:  # after episode_reward was summed: reported rewards stay unscaled
+                reward_scalers[group.name](data)
             with torch.no_grad():
                 advantage_modules[group.name](data)
             batches[group.name] = PPOBatch.from_rollout(data, group, actors[group.name])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_TRAIN, training_metrics
 
 
 def test_train_writes_checkpoint_metrics_and_curve(trained_run: Path) -> None:
@@ -167,3 +167,19 @@ def test_normalize_advantage_reaches_the_loss_and_the_checkpoint(cli, tmp_path: 
             weights[name] = {key: reader.get_tensor(key) for key in names if key.startswith("policy.")}
             assert json.loads(reader.metadata()["config"])["normalize_advantage"] is (name == "normalised")
     assert any(not weights["raw"][key].equal(weights["normalised"][key]) for key in weights["raw"])
+
+
+def test_reward_scale_changes_learning_but_not_the_rewards_reported(cli, tmp_path: Path) -> None:
+    """Scaled rewards reach advantages and value targets only: the first iteration collects the same
+    episodes (same reward, as the scenario pays it) and then trains other weights; the setting is kept."""
+    runs = {}
+    for scale in ("1.0", "0.1"):
+        run = tmp_path / scale
+        assert cli("train", *TINY_TRAIN, "--frames", "100", "--reward-scale", scale, "--out", run).exit_code == 0
+        runs[scale] = run
+    first = {scale: training_metrics(run)[0] for scale, run in runs.items()}
+    assert first["0.1"]["reward_mean"] == first["1.0"]["reward_mean"]
+    assert first["0.1"]["loss_critic"] != pytest.approx(first["1.0"]["loss_critic"], rel=0.05)
+    with safe_open(str(runs["0.1"] / "policy.safetensors"), "pt") as reader:
+        assert json.loads(reader.metadata()["config"])["reward_scale"] == 0.1
+    assert cli("train", *TINY_TRAIN, "--reward-scale", "0", "--out", tmp_path / "zero").exit_code == 2
