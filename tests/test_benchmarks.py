@@ -47,3 +47,18 @@ def test_benchmark_modules_import_without_files_outside_the_repo(module: str) ->
     completed = _module(module, "--help")
     assert completed.returncode == 0, completed.stderr
     assert "usage" in completed.stdout.lower()
+
+
+def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "zoo.json"
+    completed = _module(
+        "benchmarks.zoo", "--scenarios", "navigation", "--seeds", "0-1", "--smoke", "--episodes", "4", "--out", str(out)
+    )
+    assert completed.returncode == 0, completed.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["scenario"] == "navigation" and result["entry"]["seeds"] == [0, 1]
+    assert len(result["entry"]["runs"]) == len(result["benchmarl"]["runs"]) == 2
+    assert 0 <= result["entry"]["success_rate"]["min"] <= result["entry"]["success_rate"]["mean"] <= 1
+    assert result["random"]["success_rate"]["mean"] == 0.0
+    assert "cvxpy" in result["heuristic"]  # navigation's controller needs it: said, not skipped silently
+    assert "| navigation | mean episode reward |" in completed.stdout
