@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format bench bench-paths bench-scale clean
+.PHONY: install train test lint format bench bench-paths bench-scale bench-zoo clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ bench-paths: install
 
 bench-scale: install
 	$(PY) -m benchmarks.scale $(ARGS)
+
+# Hours on 2 cores: every zoo entry over 3 seeds, beside random, VMAS's heuristic and --preset benchmarl.
+bench-zoo: install
+	$(PY) -m benchmarks.zoo $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
