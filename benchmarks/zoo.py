@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 FIGURES = ("mean_reward", "success_rate", "goal_rate", "failure_rate", "mean_length", "mean_collisions")
 
 
-def train_and_evaluate(config_json: str, episodes: int) -> dict[str, Any]:
-    """One seed of one setting, in a worker process: train to the end, evaluate the final policy."""
+def train_and_evaluate(config_json: str, episodes: int, keep: str | None = None) -> dict[str, Any]:
+    """One seed of one setting, in a worker process: train to the end, evaluate the final policy; its
+    run folder is kept under `keep` when given (to ship a policy from), else removed."""
     import torch
 
     from marlnav_cli.config import TrainConfig
@@ -41,8 +42,9 @@ def train_and_evaluate(config_json: str, episodes: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = TrainConfig.from_json(config_json)
     with tempfile.TemporaryDirectory() as folder:
+        run = Path(keep) / f"{config.scenario}-seed{config.seed}" if keep else Path(folder) / "run"
         outcome = run_training(
-            config, device_name="cpu", run_folder=Path(folder) / "run", evaluation=EvaluationSchedule(0, 1)
+            config, device_name="cpu", run_folder=run, evaluation=EvaluationSchedule(0, 1), overwrite=True
         )
         report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name="cpu")
     policy = report.policy
@@ -91,7 +93,13 @@ SMOKE = {"frames_per_batch": 200, "total_frames": 200, "max_steps": 20, "num_epo
 
 
 def benchmark_scenario(
-    scenario: str, seeds: list[int], pool: ProcessPoolExecutor, episodes: int, *, smoke: bool = False
+    scenario: str,
+    seeds: list[int],
+    pool: ProcessPoolExecutor,
+    episodes: int,
+    *,
+    smoke: bool = False,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     from marlnav_cli.config import preset_config
     from marlnav_cli.zoo import zoo
@@ -99,7 +107,14 @@ def benchmark_scenario(
     entry = zoo()[scenario]
     entry_config = dataclasses.replace(entry.config(), **(SMOKE if smoke else {}))
     configs = [dataclasses.replace(entry_config, seed=seed) for seed in seeds]
-    entry_runs = list(pool.map(train_and_evaluate, [c.to_json() for c in configs], [episodes] * len(configs)))
+    entry_runs = list(
+        pool.map(
+            train_and_evaluate,
+            [c.to_json() for c in configs],
+            [episodes] * len(configs),
+            [None if keep is None else str(keep)] * len(configs),
+        )
+    )
     fixed = {
         kind: list(
             pool.map(evaluate_fixed, [c.to_json() for c in configs], [episodes] * len(configs), [kind] * len(configs))
@@ -180,6 +195,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "zoo.json")
     parser.add_argument("--smoke", action="store_true", help="every run one tiny iteration (checks the script)")
+    parser.add_argument("--keep", type=Path, help="keep each entry run's folder here (SCENARIO-seedK)")
     args = parser.parse_args()
     seeds = parse_int_ranges(args.seeds, flag="--seeds", most=100)
     scenarios = [name.strip() for name in args.scenarios.split(",")]
@@ -189,7 +205,7 @@ def main() -> None:
     results = []
     with ProcessPoolExecutor(max_workers=args.parallel, mp_context=get_context("spawn")) as pool:
         for scenario in scenarios:
-            results.append(benchmark_scenario(scenario, seeds, pool, args.episodes, smoke=args.smoke))
+            results.append(benchmark_scenario(scenario, seeds, pool, args.episodes, smoke=args.smoke, keep=args.keep))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))  # kept as each scenario lands
             print(f"{scenario}: done", flush=True)

@@ -52,7 +52,18 @@ def test_benchmark_modules_import_without_files_outside_the_repo(module: str) ->
 def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
     out = tmp_path / "zoo.json"
     completed = _module(
-        "benchmarks.zoo", "--scenarios", "navigation", "--seeds", "0-1", "--smoke", "--episodes", "4", "--out", str(out)
+        "benchmarks.zoo",
+        "--scenarios",
+        "navigation",
+        "--seeds",
+        "0-1",
+        "--smoke",
+        "--episodes",
+        "4",
+        "--out",
+        str(out),
+        "--keep",
+        str(tmp_path / "runs"),
     )
     assert completed.returncode == 0, completed.stderr
     (result,) = json.loads(out.read_text())
@@ -62,3 +73,4 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
     assert result["random"]["success_rate"]["mean"] == 0.0
     assert "cvxpy" in result["heuristic"]  # navigation's controller needs it: said, not skipped silently
     assert "| navigation | mean episode reward |" in completed.stdout
+    assert (tmp_path / "runs" / "navigation-seed1" / "policy.safetensors").is_file()  # --keep: shippable
