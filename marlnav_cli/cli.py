@@ -495,7 +495,8 @@ def rollout(
     cls=_Command,
     epilog="Examples:\n\n  marlnav evaluate checkpoints/RUN/policy.safetensors\n\n"
     "  marlnav evaluate ckpt.safetensors --episodes 500 --json\n\n"
-    "  marlnav evaluate ckpt.safetensors --n-agents 5",
+    "  marlnav evaluate ckpt.safetensors --n-agents 5\n\n"
+    "  marlnav evaluate ckpt.safetensors --sampled",
 )
 def evaluate(
     checkpoint: CheckpointPath,
@@ -518,6 +519,14 @@ def evaluate(
             metavar="N",
         ),
     ] = None,
+    sampled: Annotated[
+        bool,
+        typer.Option(
+            "--sampled",
+            help="Sample the policy's actions (as in training) instead of taking its most likely ones.",
+            metavar="",
+        ),
+    ] = False,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
@@ -526,7 +535,13 @@ def evaluate(
     from marlnav_cli.experiment import evaluate_checkpoint
 
     results = evaluate_checkpoint(
-        checkpoint, episodes=episodes, seed=seed, device_name=device, scenario=scenario, n_agents=n_agents
+        checkpoint,
+        episodes=episodes,
+        seed=seed,
+        device_name=device,
+        scenario=scenario,
+        n_agents=n_agents,
+        deterministic=not sampled,
     )
     if as_json:
         console.print_json(json.dumps(results.as_dict()))
@@ -536,7 +551,7 @@ def evaluate(
         f"{results.seed}, step limit {results.max_steps}"
     )
     table.add_column("metric")
-    table.add_column("policy (deterministic)", justify="right")
+    table.add_column(f"policy ({results.policy_actions})", justify="right")
     table.add_column("random actions", justify="right")
     for label, figure in _evaluation_rows(results):
         table.add_row(escape(label), figure(results.policy), figure(results.random))

@@ -115,6 +115,7 @@ class EvaluationReport:
     episode_end_means: str
     policy: EpisodeFigures
     random: EpisodeFigures
+    policy_actions: str = "deterministic"  # or "sampled" (evaluate --sampled)
     checkpoint: str | None = None
     trained_frames: int | None = None
     n_agents: int | None = None
@@ -172,12 +173,19 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 
 def evaluate(
-    config: TrainConfig, policy: TensorDictModuleBase, *, episodes: int, seed: int, device: torch.device
+    config: TrainConfig,
+    policy: TensorDictModuleBase,
+    *,
+    episodes: int,
+    seed: int,
+    device: torch.device,
+    deterministic: bool = True,
 ) -> EvaluationReport:
-    """Deterministic policy vs uniform random actions on the same `episodes` starting states."""
+    """The policy (its most likely actions, or sampled ones) vs uniform random actions on the same
+    `episodes` starting states."""
     meaning = end_meaning(config.scenario, config.scenario_args)
     sides = {
-        name: evaluate_actor(config, actor, episodes=episodes, seed=seed, device=device)
+        name: evaluate_actor(config, actor, episodes=episodes, seed=seed, device=device, deterministic=deterministic)
         for name, actor in (("policy", policy), ("random", None))
     }
     return EvaluationReport(
@@ -187,17 +195,25 @@ def evaluate(
         episode_end=meaning.end.value,
         episode_end_means=meaning.what,
         n_agents=config.n_agents,
+        policy_actions="deterministic" if deterministic else "sampled",
         **sides,
     )
 
 
 def evaluate_actor(
-    config: TrainConfig, actor: TensorDictModuleBase | None, *, episodes: int, seed: int, device: torch.device
+    config: TrainConfig,
+    actor: TensorDictModuleBase | None,
+    *,
+    episodes: int,
+    seed: int,
+    device: torch.device,
+    deterministic: bool = True,
 ) -> EpisodeFigures:
-    """One side of `evaluate`: the actor deterministically (random actions for None), one episode per env."""
+    """One side of `evaluate`: the actor's most likely actions, or sampled ones (random actions for None),
+    one episode per env."""
     torch.manual_seed(seed)
     env = evaluation_env(config, episodes, seed, device)
-    data = rollout(env, actor, config.max_steps, break_when_any_done=False)
+    data = rollout(env, actor, config.max_steps, deterministic=deterministic, break_when_any_done=False)
     groups = agent_groups(env)
     goal = goal_reader(config.scenario, config.scenario_args)
     summary = summarise(

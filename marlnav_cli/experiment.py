@@ -464,6 +464,7 @@ def evaluate_checkpoint(
     device_name: str,
     scenario: str | None = None,
     n_agents: int | None = None,
+    deterministic: bool = True,
 ) -> EvaluationReport:
     check_positive("--episodes", episodes)
     if seed is not None:
@@ -472,7 +473,9 @@ def evaluate_checkpoint(
     config = loaded.config
     check_fits_in_memory(episodes * config.max_steps, config.n_agents)  # one env per episode, all steps kept
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    results = evaluate(config, loaded.actor, episodes=episodes, seed=eval_seed, device=loaded.device)
+    results = evaluate(
+        config, loaded.actor, episodes=episodes, seed=eval_seed, device=loaded.device, deterministic=deterministic
+    )
     frames = loaded.checkpoint.summary.get("frames")
     return dataclasses.replace(
         results,

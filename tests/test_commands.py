@@ -183,3 +183,16 @@ def test_reward_scale_changes_learning_but_not_the_rewards_reported(cli, tmp_pat
     with safe_open(str(runs["0.1"] / "policy.safetensors"), "pt") as reader:
         assert json.loads(reader.metadata()["config"])["reward_scale"] == 0.1
     assert cli("train", *TINY_TRAIN, "--reward-scale", "0", "--out", tmp_path / "zero").exit_code == 2
+
+
+def test_evaluate_sampled_runs_the_policy_as_it_trained(cli, checkpoint: Path) -> None:
+    """--sampled draws the policy's actions: other figures than its most likely actions, the same random side."""
+    reports = {
+        name: cli("evaluate", checkpoint, "--episodes", "6", "--device", "cpu", "--json", *flags).json()
+        for name, flags in (("deterministic", ()), ("sampled", ("--sampled",)))
+    }
+    assert [reports[name]["policy_actions"] for name in reports] == ["deterministic", "sampled"]
+    assert reports["sampled"]["random"] == reports["deterministic"]["random"]
+    assert reports["sampled"]["policy"]["mean_reward"] != reports["deterministic"]["policy"]["mean_reward"]
+    table = cli("evaluate", checkpoint, "--episodes", "6", "--device", "cpu", "--sampled").stdout
+    assert "policy (sampled)" in table
