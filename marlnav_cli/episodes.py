@@ -144,6 +144,8 @@ def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning:
             return None, None
         return stats[name].mean().item(), wilson_interval(int(stats[name].sum().item()), episodes)
 
+    goal_rate, goal_interval = rate_and_interval("goal")
+    failure_rate, failure_interval = rate_and_interval("failure")
     # Averaged over competing teams a reward means nothing: then only per group.
     overall = rewards(stats["reward"]) if len(groups) == 1 else RewardFigures(None, None, None)  # type: ignore[arg-type]
     return EpisodeFigures(
@@ -158,8 +160,10 @@ def summarise(stats: dict[str, torch.Tensor], groups: list[AgentGroup], meaning:
         mean_collisions=stats["collisions"].mean().item() if "collisions" in stats else None,
         mean_length=stats["length"].mean().item(),
         groups={group.name: rewards(stats[f"reward/{group.name}"]) for group in groups},
-        **dict(zip(("goal_rate", "goal_rate_ci95"), rate_and_interval("goal"))),
-        **dict(zip(("failure_rate", "failure_rate_ci95"), rate_and_interval("failure"))),
+        goal_rate=goal_rate,
+        goal_rate_ci95=goal_interval,
+        failure_rate=failure_rate,
+        failure_rate_ci95=failure_interval,
     )
 
 
