@@ -102,10 +102,12 @@ def benchmark_scenario(
     keep: Path | None = None,
 ) -> dict[str, Any]:
     from marlnav_cli.config import preset_config
+    from marlnav_cli.experiment import resolve_train_config
     from marlnav_cli.zoo import zoo
 
     entry = zoo()[scenario]
-    entry_config = dataclasses.replace(entry.config(), **(SMOKE if smoke else {}))
+    # As `marlnav train --scenario S` resolves it (a fixed team's size included).
+    entry_config = dataclasses.replace(resolve_train_config({"scenario": scenario}), **(SMOKE if smoke else {}))
     configs = [dataclasses.replace(entry_config, seed=seed) for seed in seeds]
     entry_runs = list(
         pool.map(

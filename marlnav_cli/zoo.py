@@ -36,7 +36,8 @@ class ZooEntry:
     record: str  # the records of that measurement, a path in the repository
 
     def config(self) -> TrainConfig:
-        """The `fast` preset with this entry's settings and frame budget on top, checked."""
+        """The `fast` preset with this entry's settings and frame budget on top, checked; a scenario with a
+        fixed team gets its size where a run is resolved (experiment.resolve_train_config), as from any preset."""
         return dataclasses.replace(
             preset_config(DEFAULT_PRESET), scenario=self.scenario, total_frames=self.frames, **self.settings
         ).validate()
