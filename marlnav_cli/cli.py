@@ -904,9 +904,10 @@ def _print_sweep_summary(outcome: Any) -> None:
     folder = outcome.folder
     table = Table(title=f"sweep {escape(str(folder))}: evaluated figures across seeds (95% bootstrap intervals)")
     # Where the end can be the goal or a failure, the goal rate stands where success would (with the failure rate).
-    rate = "eval_success_rate"
-    if all("eval_success_rate_mean" not in entry for entry in outcome.summary):
-        rate = "eval_goal_rate" if any("eval_goal_rate_mean" in entry for entry in outcome.summary) else rate
+    has_goal, has_success = (
+        any(f"{m}_mean" in e for e in outcome.summary) for m in ("eval_goal_rate", "eval_success_rate")
+    )
+    rate = "eval_goal_rate" if has_goal and not has_success else "eval_success_rate"
     name = "success" if rate == "eval_success_rate" else "goal"
     columns = ["config", "seeds", "reward", name, f"worst {name}"] + (["failure"] if name == "goal" else [])
     for column in (*columns, "length", "collisions"):

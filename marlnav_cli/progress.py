@@ -55,12 +55,14 @@ class TrainingProgress:
         )
         evaluated = {}
         if row.get("eval_s") is not None:
-            label, figure = next(
-                (label, row.get(key))
-                for label, key in (("success", "eval_success_rate"), ("goal", "eval_goal_rate"), ("eval reward", None))
-                if key is None or row.get(key) is not None
-            )
-            evaluated = {"evaluated": f"{label} {row['eval_mean_reward'] if figure is None else figure:.2f}"}
+            # The scenario's own figure: success, else the goal rate, else the evaluated reward.
+            if row["eval_success_rate"] is not None:
+                label, figure = "success", row["eval_success_rate"]
+            elif row.get("eval_goal_rate") is not None:
+                label, figure = "goal", row["eval_goal_rate"]
+            else:
+                label, figure = "eval reward", row["eval_mean_reward"]
+            evaluated = {"evaluated": f"{label} {figure:.2f}"}
         self.bar.update(
             self.task,
             completed=row["iteration"],
