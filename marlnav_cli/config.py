@@ -26,7 +26,7 @@ MAX_COUNT = 10**12
 MAX_CONFIG_FILE_BYTES = 1 << 20
 # Keys that checkpoints and config files written before they existed lack, with what they meant then.
 # Any other missing key is refused: a silent default would make a resumed run a different run.
-ADDED_LATER = {"discrete": False, "normalize_advantage": False, "reward_scale": 1.0}
+ADDED_LATER = {"discrete": False, "normalize_advantage": False, "reward_scale": 1.0, "anneal_entropy": False}
 
 
 ENVIRONMENT, PPO, MODEL, RUN = "Environment", "PPO", "Model", "Run"  # help panels
@@ -65,6 +65,13 @@ class TrainConfig:
         off="--raw-advantage",
     )
     anneal_lr: bool = setting(False, "Decay the learning rate linearly to 0 over the run.", PPO, off="--constant-lr")
+    anneal_entropy: bool = setting(
+        False,
+        "Decay the entropy bonus linearly to 0 over the run: explore early, and end on a policy whose most "
+        "likely action (what evaluate, render and export run) is what it learned.",
+        PPO,
+        off="--constant-entropy",
+    )
     reward_scale: float = setting(
         1.0,
         "Multiply rewards by this for advantages and value targets (reported rewards stay the scenario's own), "

@@ -130,9 +130,14 @@ def train(
             with torch.no_grad():
                 advantage_modules[group.name](data)
             batches[group.name] = PPOBatch.from_rollout(data, group, actors[group.name])
-        if config.anneal_lr:  # linear decay to 0 over the run; a function of the iteration, so resume-safe
+        # Schedules decay linearly to 0 over the run; functions of the iteration, so resume-safe.
+        remaining = 1 - len(state.history) / config.n_iters
+        if config.anneal_lr:
             for param_group in optimiser.param_groups:
-                param_group["lr"] = config.lr * (1 - len(state.history) / config.n_iters)
+                param_group["lr"] = config.lr * remaining
+        if config.anneal_entropy:
+            for objective in objectives.values():
+                objective.entropy_coeff = config.entropy_coeff * remaining
 
         # --- PPO epochs over shuffled minibatches: every group on the same frames ----------------
         logged_sums = {group.name: torch.zeros(len(PPOLosses.METRIC_NAMES), device=device) for group in groups}

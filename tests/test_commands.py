@@ -185,6 +185,21 @@ def test_reward_scale_changes_learning_but_not_the_rewards_reported(cli, tmp_pat
     assert cli("train", *TINY_TRAIN, "--reward-scale", "0", "--out", tmp_path / "zero").exit_code == 2
 
 
+def test_anneal_entropy_decays_the_bonus_linearly_to_zero(cli, tmp_path: Path) -> None:
+    """Each iteration's logged entropy term is -coefficient x entropy: with --anneal-entropy the coefficient
+    falls as the learning rate does (1, 3/4, 1/2, 1/4 of it over 4 iterations), without it it stays."""
+    coefficients = {}
+    for name, flag in (("annealed", "--anneal-entropy"), ("constant", "--constant-entropy")):
+        run = tmp_path / name
+        options = ("--frames", "400", "--entropy-coeff", "0.5", flag, "--out", run)
+        assert cli("train", *TINY_TRAIN, *options).exit_code == 0
+        coefficients[name] = [-row["loss_entropy"] / row["entropy"] for row in training_metrics(run)]
+        with safe_open(str(run / "policy.safetensors"), "pt") as reader:
+            assert json.loads(reader.metadata()["config"])["anneal_entropy"] is (name == "annealed")
+    assert coefficients["annealed"] == pytest.approx([0.5, 0.375, 0.25, 0.125], rel=1e-4)
+    assert coefficients["constant"] == pytest.approx([0.5] * 4, rel=1e-4)
+
+
 def test_evaluate_sampled_runs_the_policy_as_it_trained(cli, checkpoint: Path) -> None:
     """--sampled draws the policy's actions: other figures than its most likely actions, the same random side."""
     reports = {
