@@ -32,6 +32,7 @@ from marlnav_cli.config import (
 from marlnav_cli.errors import MarlnavError
 from marlnav_cli.metrics import LOGGERS
 from marlnav_cli.scenarios import EpisodeEnd
+from marlnav_cli.threads import use_threads
 
 
 class _FlagHelp:
@@ -108,6 +109,16 @@ Device = Annotated[
     str,
     typer.Option(
         help="auto (cuda if available, else cpu), cpu, or cuda[:N].", metavar="DEVICE", rich_help_panel=RUN_PANEL
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads torch computes with (default: $OMP_NUM_THREADS if set, else the cores not busy when "
+        "the command starts, at least 1). Results depend on it in the last float bits: name it to rebuild a run.",
+        metavar="N",
+        rich_help_panel=RUN_PANEL,
+        show_default=False,
     ),
 ]
 AsJson = Annotated[
@@ -224,6 +235,7 @@ def train(
         ),
     ] = None,
     device: Device = "auto",
+    threads: Threads = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -287,6 +299,7 @@ def train(
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.toml (pass it to --config to reproduce the run) into the run folder.
     """
+    use_threads(threads)
     from marlnav_cli.experiment import command_config, run_training
     from marlnav_cli.progress import TrainingProgress
     from marlnav_cli.validation import EvaluationSchedule
@@ -366,9 +379,11 @@ def inspect_specs(
     scenario_arg: ScenarioArgs = None,
     seed: Seed = None,
     device: Device = "auto",
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Print the env's agent groups, action, reward, done and observation specs and keys, and run check_env_specs."""
+    use_threads(threads)
     from marlnav_cli.experiment import inspect_env
 
     config = _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
@@ -463,9 +478,11 @@ def rollout(
     scenario_arg: ScenarioArgs = None,
     seed: Seed = None,
     device: Device = "auto",
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Run a few steps with random actions (or a checkpoint's policy) and show the rollout TensorDict."""
+    use_threads(threads)
     from marlnav_cli.experiment import rollout_summary
 
     if checkpoint is not None:
@@ -528,10 +545,12 @@ def evaluate(
         ),
     ] = False,
     device: Device = "auto",
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Run the policy deterministically and report reward, success (with its 95% interval), collisions and length
     next to random actions."""
+    use_threads(threads)
     from marlnav_cli.experiment import evaluate_checkpoint
 
     results = evaluate_checkpoint(
@@ -652,9 +671,11 @@ def render(
         typer.Option(help="Episode seed (default: training seed + 1,000,000).", show_default=False, metavar="N"),
     ] = None,
     device: Device = "auto",
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Render episodes of a policy (or random actions) to a looping GIF or an MP4 at the simulator's frame rate."""
+    use_threads(threads)
     from marlnav_cli.experiment import render_episodes
 
     checkpoint, media_path = _render_paths(paths, random)
@@ -699,10 +720,12 @@ def transfer(
         "transfer.png"
     ),
     device: Device = "auto",
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Evaluate a shared policy at other team sizes: success (95% interval), length, collisions and reward
     against the number of agents, the policy beside random actions."""
+    use_threads(threads)
     from marlnav_cli.config import parse_int_ranges
     from marlnav_cli.transfer import transfer as run_transfer
 
@@ -952,11 +975,13 @@ def export(
             show_default=False,
         ),
     ],
+    threads: Threads = None,
     as_json: AsJson = False,
 ) -> None:
     """Export the policy: to ONNX for onnxruntime (deterministic actions, checked for parity on real
     observations before it is written), or as a small policy-only checkpoint that evaluate, render and
     rollout take."""
+    use_threads(threads)
     from marlnav_cli.exporting import export_policy_file
 
     result = export_policy_file(checkpoint, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# One torch thread in every test and every process a test starts, whatever the machine's load: results
+# that tests compare across processes (resume, sweeps) must not differ in their last float bits.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from marlnav_cli.cli import run
 

@@ -66,6 +66,10 @@ CASES = {
     "inspect-envs-huge": (["inspect-specs", "--num-envs", "1000000000000"], "GiB"),
     "evaluate-episodes-huge": (["evaluate", "{ckpt}", "--episodes", "1000000000000"], "GiB"),
     "empty-out": (["train", *TINY_TRAIN, "--out", ""], "empty"),
+    # Threads
+    "train-threads-zero": (["train", "--threads", "0"], "--threads must be from 1 to 1024"),
+    "evaluate-threads-huge": (["evaluate", "{ckpt}", "--threads", "100000"], "--threads must be from 1 to 1024"),
+    "export-threads-negative": (["export", "{ckpt}", "{tmp}/p.onnx", "--threads", "-2"], "--threads must be"),
     # Scenario arguments
     "scenario-arg-off": (["inspect-specs", "--scenario-arg", "collisions=off"], "write true or false"),
     "scenario-arg-nan": (["inspect-specs", "--scenario-arg", "lidar_range=nan"], "must be a finite number"),

@@ -211,3 +211,28 @@ def test_evaluate_sampled_runs_the_policy_as_it_trained(cli, checkpoint: Path) -
     assert reports["sampled"]["policy"]["mean_reward"] != reports["deterministic"]["policy"]["mean_reward"]
     table = cli("evaluate", checkpoint, "--episodes", "6", "--device", "cpu", "--sampled").stdout
     assert "policy (sampled)" in table
+
+
+def test_threads_set_torch_and_default_to_omp_num_threads_or_the_idle_cores(cli, checkpoint: Path, monkeypatch) -> None:
+    """--threads reaches torch; without it, $OMP_NUM_THREADS where set, else the cores the load leaves idle."""
+    import os
+
+    import torch
+
+    evaluate = ("evaluate", checkpoint, "--episodes", "2", "--device", "cpu", "--json")
+    assert cli(*evaluate, "--threads", "2").exit_code == 0
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli(*evaluate).exit_code == 0
+    assert torch.get_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    refused = cli(*evaluate)
+    assert refused.exit_code == 2 and "OMP_NUM_THREADS must be a whole number" in refused.stderr
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    for load, expected in ((0.2, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert cli(*evaluate).exit_code == 0
+        assert torch.get_num_threads() == expected
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cli(*evaluate)  # leave the suite on one thread
