@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from marlnav_cli import __version__
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.errors import CheckpointError, ConfigError
-from marlnav_cli.files import atomic_output
+from marlnav_cli.files import atomic_output, require_checkpoint_file
 from marlnav_cli.rng import RNG_PREFIX, capture_rng, check_rng_state, rng_names
 
 FORMAT_NAME = "marlnav-checkpoint"
@@ -109,12 +109,7 @@ def save_checkpoint(
 
 def read_checkpoint(path: Path) -> Checkpoint:
     """Open and check a checkpoint; every way it can be wrong becomes one CheckpointError line."""
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty")
+    require_checkpoint_file(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as reader:
             metadata = reader.metadata() or {}

@@ -29,9 +29,10 @@ from marlnav_cli.config import (
     parse_scenario_args,
     preset_config,
 )
+from marlnav_cli.episode_end import EpisodeEnd
 from marlnav_cli.errors import MarlnavError
+from marlnav_cli.files import require_checkpoint_file
 from marlnav_cli.metrics import LOGGERS
-from marlnav_cli.scenarios import EpisodeEnd
 from marlnav_cli.threads import use_threads
 
 
@@ -128,7 +129,13 @@ AsJson = Annotated[
     ),
 ]
 CheckpointPath = Annotated[
-    Path, typer.Argument(help="A marlnav .safetensors checkpoint.", show_default=False, metavar="CHECKPOINT")
+    Path,
+    typer.Argument(
+        help="A marlnav .safetensors checkpoint.",
+        show_default=False,
+        metavar="CHECKPOINT",
+        callback=require_checkpoint_file,  # a missing file is refused before torch is imported
+    ),
 ]
 NumEnvs = Annotated[int, typer.Option(help="Vectorised environments.", metavar="N", rich_help_panel=ENV_PANEL)]
 ScenarioArgs = Annotated[
@@ -1016,12 +1023,13 @@ def scenarios(
 ) -> None:
     """List the VMAS scenarios --scenario accepts."""
     from marlnav_cli.config import available_scenarios
-    from marlnav_cli.experiment import describe_scenario
 
     names = available_scenarios()
     if not details:
         console.print_json(json.dumps(names)) if as_json else console.print("\n".join(names))
         return
+    from marlnav_cli.experiment import describe_scenario  # torch: seconds, only where scenarios are built
+
     with err_console.status("building scenarios...") as status:
         described = []
         for name in names:
@@ -1078,6 +1086,24 @@ def _as_options(name: str, value: Any) -> str:
 def version() -> None:
     """Print marlnav's version."""
     console.print(__version__)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print marlnav's version and exit.", is_eager=True, callback=_print_version, metavar=""
+        ),
+    ] = False,
+) -> None:
+    """Train, inspect, evaluate and render multi-agent PPO (MAPPO/IPPO) policies on VMAS."""
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Atomic file output: a crash or a failed command never leaves a half-written file under its name."""
+"""Files: atomic output (a crash or a failed command never leaves a half-written file under its name), and
+the cheap checks on an input path that come before any heavy import."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from marlnav_cli.errors import MarlnavError
+from marlnav_cli.errors import CheckpointError, MarlnavError
 
 
 def check_writable(path: Path) -> None:
@@ -117,3 +118,14 @@ def _current_umask() -> int:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_output(path) as temporary:
         temporary.write_text(text)
+
+
+def require_checkpoint_file(path: Path) -> Path:
+    """The checks a checkpoint path gets before anything heavy is imported: it exists, is a file, is not empty."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    return path

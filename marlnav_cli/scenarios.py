@@ -10,20 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 
-
-class EpisodeEnd(Enum):
-    """What a scenario's `done` means."""
-
-    SUCCESS = "success"  # the task was completed
-    MIXED = "goal or failure"  # the task was completed, or failed beyond repair
-    FAILURE = "failure"  # a crash or a fall: the end is always bad
-    NEVER = "never"  # the scenario never ends before the step limit
+from marlnav_cli.episode_end import EpisodeEnd
 
 
 @dataclass(frozen=True)

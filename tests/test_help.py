@@ -52,3 +52,25 @@ def test_help_keeps_square_brackets_and_groups_options() -> None:
     for panel in ("Environment", "PPO", "Model", "Run", "Output"):
         assert f"─ {panel} " in text
     assert "KEY=VALUE" in text and "PATH" in text
+
+
+def test_version_as_a_flag_and_as_a_command(cli) -> None:
+    """`marlnav --version` (what users try first) and `marlnav version` print the package's version."""
+    from marlnav_cli import __version__
+
+    for args in (["--version"], ["version"]):
+        result = cli(*args)
+        assert result.exit_code == 0 and result.stdout.strip() == __version__
+
+
+def test_cheap_commands_and_checks_do_not_import_torch(tmp_path) -> None:
+    """Listing scenarios, --version and a missing checkpoint answer without importing torch (seconds on
+    2 cores): run in a fresh interpreter that reports whether torch got imported."""
+    probe = (
+        "import sys; from marlnav_cli.cli import run; code = run(sys.argv[1:]); "
+        "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr); sys.exit(code)"
+    )
+    for args, code in ((["scenarios"], 0), (["--version"], 0), (["evaluate", str(tmp_path / "none.safetensors")], 2)):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stderr
+        assert done.stderr.strip().endswith("no torch"), (args, done.stderr)

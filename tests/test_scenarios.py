@@ -35,6 +35,14 @@ ONE_ITERATION = [
 ]
 
 
+def test_scenario_list_read_from_files_is_vmas_own() -> None:
+    """available_scenarios reads VMAS's scenario folders without importing it: the same 41 names."""
+    import vmas
+
+    assert available_scenarios() == sorted({*vmas.scenarios, *vmas.mpe_scenarios, *vmas.debug_scenarios})
+    assert len(available_scenarios()) == 41
+
+
 @pytest.mark.parametrize("scenario", available_scenarios())
 def test_every_scenario_runs_end_to_end(cli, tmp_path: Path, scenario: str) -> None:
     """Specs, a few rollout steps, one training iteration, evaluation and a rendered episode."""
