@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -67,6 +68,24 @@ err_console = Console(stderr=True, soft_wrap=True)
 DEFAULTS = TrainConfig()
 
 LoggerName = Literal[LOGGERS]  # type: ignore[valid-type]
+
+JSON_SIGNIFICANT_DIGITS = 6  # float32 figures carry ~7; more prints noise such as 0.9919999837875366
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{JSON_SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    """--json output: floats to JSON_SIGNIFICANT_DIGITS significant digits."""
+    console.print_json(json.dumps(_rounded(data)))
+
 
 # --- options shared by several commands ------------------------------------------------------
 ENV_PANEL, RUN_PANEL, OUTPUT_PANEL = "Environment", "Run", "Output"
@@ -349,17 +368,15 @@ def _print_training(outcome: Any, as_json: bool) -> None:
     outputs = {label: str(path) for label, path in outcome.files.outputs().items()}
     reward = outcome.state.final_reward
     if as_json:
-        console.print_json(
-            json.dumps(
-                {
-                    "run_folder": str(outcome.files.folder),
-                    "interrupted": outcome.interrupted,
-                    "frames": outcome.state.frames,
-                    "final_reward": reward,
-                    "wall_s": outcome.wall_s,
-                    **outputs,
-                }
-            )
+        _print_json(
+            {
+                "run_folder": str(outcome.files.folder),
+                "interrupted": outcome.interrupted,
+                "frames": outcome.state.frames,
+                "final_reward": reward,
+                "wall_s": outcome.wall_s,
+                **outputs,
+            }
         )
         return
     reward_text = "n/a" if reward is None else f"{reward:.3f}"
@@ -396,7 +413,7 @@ def inspect_specs(
     config = _env_config(scenario, n_agents, max_steps, seed, discrete, scenario_arg)
     description = inspect_env(config, num_envs=num_envs, device_name=device)
     if as_json:
-        console.print_json(json.dumps(description))
+        _print_json(description)
         return
     groups = ", ".join(f"{name} x{len(agents)}" for name, agents in description["groups"].items())
     tree = Tree(
@@ -506,7 +523,7 @@ def rollout(
     )
     report = rollout_summary(config, steps=steps, num_envs=num_envs, checkpoint=checkpoint, device_name=device)
     if as_json:
-        console.print_json(json.dumps(report.as_dict()))
+        _print_json(report.as_dict())
         return
     console.print(_rollout_table(report))
     rewards = ", ".join(f"{escape(name)}: {r:.3f}" for name, r in report.reward_per_agent.items())
@@ -570,7 +587,7 @@ def evaluate(
         deterministic=not sampled,
     )
     if as_json:
-        console.print_json(json.dumps(results.as_dict()))
+        _print_json(results.as_dict())
         return
     table = Table(
         title=f"{escape(str(checkpoint))}: {results.n_agents} agents, {episodes} episodes, seed "
@@ -700,7 +717,7 @@ def render(
             n_agents=None if random else n_agents,
         )
     if as_json:
-        console.print_json(json.dumps(result.as_dict()))
+        _print_json(result.as_dict())
         return
     console.print(
         f"wrote {escape(str(result.path))}: {result.frames} frames {result.width}x{result.height} "
@@ -748,7 +765,7 @@ def transfer(
             on_size=lambda n: status.update(f"evaluating with {n} agents..."),
         )
     if as_json:
-        console.print_json(json.dumps({"plot": str(out), "team_sizes": [report.as_dict() for report in reports]}))
+        _print_json({"plot": str(out), "team_sizes": [report.as_dict() for report in reports]})
         return
     console.print(_transfer_table(reports, checkpoint, episodes))
     console.print(f"plot: {escape(str(out))}")
@@ -803,7 +820,7 @@ def compare(
 
     rows = compare_runs(runs, out)
     if as_json:
-        console.print_json(json.dumps({"plot": str(out), "runs": [row.as_dict() for row in rows]}))
+        _print_json({"plot": str(out), "runs": [row.as_dict() for row in rows]})
         return
     console.print(_compare_table(rows, out))
 
@@ -913,9 +930,7 @@ def sweep(
     err_console.print(f"sweep folder: {escape(str(plan.folder))} ({len(plan.trials)} trials)")
     outcome = sweeps.sweep_and_summarise(plan, resources, on_result=_print_trial_result)
     if as_json:
-        console.print_json(
-            json.dumps({"folder": str(plan.folder), "summary": outcome.summary, "failed": outcome.failed})
-        )
+        _print_json({"folder": str(plan.folder), "summary": outcome.summary, "failed": outcome.failed})
     else:
         _print_sweep_summary(outcome)
     _exit_if_trials_failed(outcome)
@@ -993,7 +1008,7 @@ def export(
 
     result = export_policy_file(checkpoint, out)
     if as_json:
-        console.print_json(json.dumps(result))
+        _print_json(result)
         return
     detail = ""
     if "max_abs_difference" in result:
@@ -1026,7 +1041,7 @@ def scenarios(
 
     names = available_scenarios()
     if not details:
-        console.print_json(json.dumps(names)) if as_json else console.print("\n".join(names))
+        _print_json(names) if as_json else console.print("\n".join(names))
         return
     from marlnav_cli.experiment import describe_scenario  # torch: seconds, only where scenarios are built
 
@@ -1036,7 +1051,7 @@ def scenarios(
             status.update(f"building {name}...")
             described.append(describe_scenario(name))
     if as_json:
-        console.print_json(json.dumps(described))
+        _print_json(described)
         return
     console.print(_scenarios_table(described))
 

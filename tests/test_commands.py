@@ -236,3 +236,18 @@ def test_threads_set_torch_and_default_to_omp_num_threads_or_the_idle_cores(cli,
         assert torch.get_num_threads() == expected
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cli(*evaluate)  # leave the suite on one thread
+
+
+def test_json_figures_carry_no_float32_noise(cli, checkpoint: Path) -> None:
+    """--json rounds floats to 6 significant digits: 0.992, not 0.9919999837875366."""
+
+    def floats(value: object) -> list[float]:
+        if isinstance(value, float):
+            return [value]
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+        return [number for item in items for number in floats(item)]
+
+    report = cli("evaluate", checkpoint, "--episodes", "7", "--device", "cpu", "--json").json()
+    numbers = floats(report)
+    assert len(numbers) > 10
+    assert all(number == float(f"{number:.6g}") for number in numbers)
