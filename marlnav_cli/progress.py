@@ -1,7 +1,9 @@
-"""The training progress bar: iteration, frames, reward per group, last evaluated success, speed, ETA."""
+"""Training progress: iteration, frames, reward per group, last evaluated figure, speed, ETA; a bar on a
+terminal, else one plain line per iteration (a bar written to a log file shows nothing until the end)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +19,9 @@ class TrainingProgress:
 
     def __init__(self, console: Console, *, total: int, done_before: int, disabled: bool) -> None:
         self.console = console
+        self.total, self.done_before = total, done_before
+        self.plain_lines = not disabled and not console.is_terminal
+        self.started = time.monotonic()
         self.bar = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -29,7 +34,7 @@ class TrainingProgress:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
-            disable=disabled,
+            disable=disabled or self.plain_lines,
         )
         self.task = self.bar.add_task(
             "train", total=total, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
@@ -43,6 +48,7 @@ class TrainingProgress:
 
     def on_start(self, files: Any) -> None:
         self.console.print(f"run folder: {escape(str(files.folder))}")
+        self.started = time.monotonic()
         self.bar.start()
 
     def on_iteration(self, state: Any) -> None:
@@ -63,6 +69,8 @@ class TrainingProgress:
             else:
                 label, figure = "eval reward", row["eval_mean_reward"]
             evaluated = {"evaluated": f"{label} {figure:.2f}"}
+        if self.plain_lines:
+            self._print_line(row, reward, evaluated.get("evaluated"))
         self.bar.update(
             self.task,
             completed=row["iteration"],
@@ -71,3 +79,18 @@ class TrainingProgress:
             fps=f"{row['frames_per_s']:.0f}",
             **evaluated,
         )
+
+    def _print_line(self, row: dict[str, Any], reward: str, evaluated: str | None) -> None:
+        elapsed = time.monotonic() - self.started
+        done_here = row["iteration"] - self.done_before
+        remaining = elapsed / done_here * (self.total - row["iteration"]) if done_here > 0 else 0.0
+        parts = [
+            f"iteration {row['iteration']}/{self.total}",
+            f"frames {row['frames']}",
+            f"reward {reward}",
+            *([evaluated] if evaluated else []),
+            f"{row['frames_per_s']:.0f} frames/s",
+            f"elapsed {elapsed:.0f}s",
+            f"ETA {remaining:.0f}s",
+        ]
+        self.console.print(escape("  ".join(parts)))

@@ -251,3 +251,13 @@ def test_json_figures_carry_no_float32_noise(cli, checkpoint: Path) -> None:
     numbers = floats(report)
     assert len(numbers) > 10
     assert all(number == float(f"{number:.6g}") for number in numbers)
+
+
+def test_progress_is_a_plain_line_per_iteration_when_not_a_terminal(cli, tmp_path: Path) -> None:
+    """Logged to a file (not a terminal), training prints one line per iteration, not a bar shown at the end."""
+    options = [option for option in TINY_TRAIN if option != "--quiet"]
+    result = cli("train", *options, "--eval-every", "1", "--eval-episodes", "2", "--out", tmp_path / "run")
+    assert result.exit_code == 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("iteration ")]
+    assert [line.split("  ")[0] for line in lines] == ["iteration 1/2", "iteration 2/2"]
+    assert all("frames/s" in line and "ETA" in line and "success" in line for line in lines)
