@@ -33,7 +33,7 @@ from marlnav_cli.config import (
 from marlnav_cli.episode_end import EpisodeEnd
 from marlnav_cli.errors import MarlnavError
 from marlnav_cli.files import require_checkpoint_file
-from marlnav_cli.metrics import LOGGERS
+from marlnav_cli.metrics import LOGGERS, group_names
 from marlnav_cli.threads import use_threads
 
 
@@ -366,7 +366,10 @@ def _given_settings(
 
 def _print_training(outcome: Any, as_json: bool) -> None:
     outputs = {label: str(path) for label, path in outcome.files.outputs().items()}
-    reward = outcome.state.final_reward
+    last = outcome.state.history[-1] if outcome.state.history else {}
+    # Several groups (competing or distinct teams): each its own figure, as a mean over them means nothing.
+    by_group = {name: last[f"{name}/reward_mean"] for name in group_names(last)}
+    reward = by_group or outcome.state.final_reward
     if as_json:
         _print_json(
             {
@@ -379,7 +382,10 @@ def _print_training(outcome: Any, as_json: bool) -> None:
             }
         )
         return
-    reward_text = "n/a" if reward is None else f"{reward:.3f}"
+    if by_group:
+        reward_text = ", ".join(f"{name} {value:.3f}" for name, value in by_group.items())
+    else:
+        reward_text = "n/a" if reward is None else f"{reward:.3f}"
     err_console.print(
         f"{'interrupted' if outcome.interrupted else 'done'}: {outcome.state.frames} frames in "
         f"{outcome.wall_s:.1f}s, final mean episode reward {reward_text}"

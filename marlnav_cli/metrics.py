@@ -44,7 +44,9 @@ def save_figure(figure: Any, axes: list[Any], path: Path) -> None:
 
     for axis in axes:
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:  # an axis with nothing drawn (every trial failed) has no legend
+        # An axis with nothing drawn (every trial failed) has no legend; one that has its own (an axis and
+        # its twin in one legend) keeps it.
+        if axis.get_legend() is None and axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
     figure.tight_layout()
     with atomic_output(path) as temporary:
@@ -99,6 +101,9 @@ def _plot_evaluation(axis: Any, evaluated: list[dict[str, Any]]) -> None:
             label="mean episode length",
         )
         length_axis.set(ylabel="mean episode length")
+        lines, labels = axis.get_legend_handles_labels()
+        length_lines, length_labels = length_axis.get_legend_handles_labels()
+        axis.legend(lines + length_lines, labels + length_labels, fontsize=8)
     else:
         axis.plot(frames, [row["eval_mean_reward"] for row in evaluated], marker="o", label="mean reward")
         axis.set(ylabel="episode reward (held-out, deterministic)")

@@ -261,3 +261,40 @@ def test_progress_is_a_plain_line_per_iteration_when_not_a_terminal(cli, tmp_pat
     lines = [line for line in result.stderr.splitlines() if line.startswith("iteration ")]
     assert [line.split("  ")[0] for line in lines] == ["iteration 1/2", "iteration 2/2"]
     assert all("frames/s" in line and "ETA" in line and "success" in line for line in lines)
+
+
+def test_competing_teams_end_with_a_reward_per_team_never_their_mean(cli, tmp_path: Path) -> None:
+    """simple_tag's adversaries and agent compete: train's last line and JSON give each team's reward."""
+    options = ("--scenario", "simple_tag", *TINY_TRAIN, "--out", tmp_path / "tag")
+    result = cli("train", *options)
+    assert result.exit_code == 0
+    done_line = next(line for line in result.stderr.splitlines() if line.startswith("done:"))
+    assert "adversary" in done_line and "agent" in done_line
+    report = cli("train", *options, "--overwrite", "--json").json()
+    assert set(report["final_reward"]) == {"adversary", "agent"}
+
+
+def test_learning_curve_legend_names_the_dashed_episode_length(tmp_path: Path, monkeypatch) -> None:
+    """The evaluation panel's legend holds its twin axis's dashed episode-length line too."""
+    from marlnav_cli import metrics
+
+    history = [
+        {
+            "frames": 100 * k,
+            "eval_s": 0.1,
+            "eval_success_rate": 0.5,
+            "eval_mean_length": 40.0 + k,
+            "eval_mean_reward": 1.0,
+        }
+        for k in (1, 2)
+    ]
+    history = [
+        {**row, "reward_mean": 0.0, "reward_min": -1.0, "reward_max": 1.0, "loss_objective": 0.0, "loss_critic": 0.0}
+        | {"loss_entropy": 0.0}
+        for row in history
+    ]
+    drawn = {}
+    monkeypatch.setattr(metrics, "save_figure", lambda figure, axes, path: drawn.update(axes=axes))
+    metrics.plot_curve(history, tmp_path / "curve.png", "test")
+    legend = [text.get_text() for text in drawn["axes"][1].get_legend().get_texts()]
+    assert legend == ["success rate", "mean episode length"]
