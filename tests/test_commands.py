@@ -278,21 +278,10 @@ def test_learning_curve_legend_names_the_dashed_episode_length(tmp_path: Path, m
     """The evaluation panel's legend holds its twin axis's dashed episode-length line too."""
     from marlnav_cli import metrics
 
-    history = [
-        {
-            "frames": 100 * k,
-            "eval_s": 0.1,
-            "eval_success_rate": 0.5,
-            "eval_mean_length": 40.0 + k,
-            "eval_mean_reward": 1.0,
-        }
-        for k in (1, 2)
-    ]
-    history = [
-        {**row, "reward_mean": 0.0, "reward_min": -1.0, "reward_max": 1.0, "loss_objective": 0.0, "loss_critic": 0.0}
-        | {"loss_entropy": 0.0}
-        for row in history
-    ]
+    losses = {"loss_objective": 0.0, "loss_critic": 0.0, "loss_entropy": 0.0}
+    rewards = {"reward_mean": 0.0, "reward_min": -1.0, "reward_max": 1.0}
+    evaluation = {"eval_s": 0.1, "eval_success_rate": 0.5, "eval_mean_reward": 1.0}
+    history = [{"frames": 100 * k, "eval_mean_length": 40.0 + k, **evaluation, **rewards, **losses} for k in (1, 2)]
     drawn = {}
     monkeypatch.setattr(metrics, "save_figure", lambda figure, axes, path: drawn.update(axes=axes))
     metrics.plot_curve(history, tmp_path / "curve.png", "test")
