@@ -26,7 +26,6 @@ from marlnav_cli.config import (
     PRESETS,
     TrainConfig,
     flag_of,
-    load_config_file,
     parse_scenario_args,
     preset_config,
 )
@@ -325,43 +324,30 @@ def train(
     Writes policy.safetensors (latest), best.safetensors, metrics.csv/.jsonl, curve.png and
     config.toml (pass it to --config to reproduce the run) into the run folder.
     """
-    use_threads(threads)
-    from marlnav_cli.experiment import command_config, run_training
+    from marlnav_cli import api
     from marlnav_cli.progress import TrainingProgress
-    from marlnav_cli.validation import EvaluationSchedule
 
-    config, checkpoint = command_config(
-        _given_settings(settings, scenario_arg, config_file), preset=preset, config_file=config_file, resume=resume
-    )
-    done_before = len(checkpoint.history) if checkpoint is not None else 0
-    with TrainingProgress(err_console, total=config.n_iters, done_before=done_before, disabled=quiet) as progress:
-        outcome = run_training(
-            config,
-            device_name=device,
-            run_folder=out,
-            checkpoint_every=checkpoint_every,
-            resume=checkpoint,
-            logger_kind=logger,
+    with TrainingProgress(err_console, disabled=quiet) as progress:
+        outcome = api.train(
+            preset=preset,
+            config_file=config_file,
+            resume=resume,
+            out=out,
             overwrite=overwrite,
-            evaluation=EvaluationSchedule(every=eval_every, episodes=eval_episodes),
-            on_iteration=progress.on_iteration,
+            scenario_args=parse_scenario_args(scenario_arg) if scenario_arg else None,
+            device=device,
+            threads=threads,
+            checkpoint_every=checkpoint_every,
+            eval_every=eval_every,
+            eval_episodes=eval_episodes,
+            logger=logger,
             on_start=progress.on_start,
+            on_iteration=progress.on_iteration,
+            **settings,
         )
     _print_training(outcome, as_json)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
-
-
-def _given_settings(
-    settings: dict[str, Any], scenario_arg: list[str] | None, config_file: Path | None
-) -> dict[str, Any]:
-    """The training settings a command was given: its options, over its --config file's."""
-    given = dict(settings)
-    if scenario_arg:
-        given["scenario_args"] = parse_scenario_args(scenario_arg)
-    if config_file is not None:
-        given = {**load_config_file(config_file), **given}
-    return given
 
 
 def _print_training(outcome: Any, as_json: bool) -> None:
@@ -580,17 +566,17 @@ def evaluate(
 ) -> None:
     """Run the policy deterministically and report reward, success (with its 95% interval), collisions and length
     next to random actions."""
-    use_threads(threads)
-    from marlnav_cli.experiment import evaluate_checkpoint
+    from marlnav_cli import api
 
-    results = evaluate_checkpoint(
+    results = api.evaluate(
         checkpoint,
         episodes=episodes,
         seed=seed,
-        device_name=device,
         scenario=scenario,
         n_agents=n_agents,
-        deterministic=not sampled,
+        sampled=sampled,
+        device=device,
+        threads=threads,
     )
     if as_json:
         _print_json(results.as_dict())
@@ -705,21 +691,21 @@ def render(
     as_json: AsJson = False,
 ) -> None:
     """Render episodes of a policy (or random actions) to a looping GIF or an MP4 at the simulator's frame rate."""
-    use_threads(threads)
-    from marlnav_cli.experiment import render_episodes
+    from marlnav_cli import api
 
     checkpoint, media_path = _render_paths(paths, random)
     if not random:  # --n-agents stays: the checkpoint's shared policy for another team size
         _refuse_env_options(scenario=scenario, max_steps=max_steps, discrete=discrete, scenario_arg=scenario_arg)
     config = _env_config(scenario, n_agents, max_steps, seed or 0, discrete, scenario_arg) if random else None
     with err_console.status("rendering..."):
-        result = render_episodes(
+        result = api.render(
+            checkpoint,
             media_path,
-            checkpoint=checkpoint,
-            config=config,
+            random_env=config,
             episodes=episodes,
             seed=seed,
-            device_name=device,
+            device=device,
+            threads=threads,
             n_agents=None if random else n_agents,
         )
     if as_json:
@@ -928,10 +914,19 @@ def sweep(
 ) -> None:
     """Train and evaluate every combination of --set values x seeds as Ray tasks; summarise across seeds."""
     from marlnav_cli import sweep as sweeps
+    from marlnav_cli.api import given_settings
 
     resources = sweeps.SweepResources(episodes, device, address, cpus_per_trial, gpus_per_trial, max_parallel).check()
     plan = sweeps.plan_sweep(
-        _given_settings(settings, scenario_arg, config_file), set_values or [], preset=preset, seeds=seeds, folder=out
+        given_settings(
+            settings,
+            scenario_args=parse_scenario_args(scenario_arg) if scenario_arg else None,
+            config_file=config_file,
+        ),
+        set_values or [],
+        preset=preset,
+        seeds=seeds,
+        folder=out,
     )
     err_console.print(f"sweep folder: {escape(str(plan.folder))} ({len(plan.trials)} trials)")
     outcome = sweeps.sweep_and_summarise(plan, resources, on_result=_print_trial_result)
@@ -1009,10 +1004,9 @@ def export(
     """Export the policy: to ONNX for onnxruntime (deterministic actions, checked for parity on real
     observations before it is written), or as a small policy-only checkpoint that evaluate, render and
     rollout take."""
-    use_threads(threads)
-    from marlnav_cli.exporting import export_policy_file
+    from marlnav_cli import api
 
-    result = export_policy_file(checkpoint, out)
+    result = api.export(checkpoint, out, threads=threads)
     if as_json:
         _print_json(result)
         return

@@ -214,7 +214,7 @@ def run_training(
     overwrite: bool = False,
     evaluation: EvaluationSchedule = DEFAULT_EVALUATION,
     on_iteration: Callable[[TrainState], None] | None = None,
-    on_start: Callable[[RunFiles], None] | None = None,
+    on_start: Callable[[RunFiles, TrainConfig, int], None] | None = None,
 ) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes; with
     `evaluation`, the policy is evaluated every few iterations and the best checkpoint is the best evaluated.
@@ -286,13 +286,13 @@ def _train_into(
     logger: Any,
     evaluation: EvaluationSchedule,
     on_iteration: Callable[[TrainState], None] | None,
-    on_start: Callable[[RunFiles], None] | None,
+    on_start: Callable[[RunFiles, TrainConfig, int], None] | None,
 ) -> TrainOutcome:
     write_text_atomic(files.config, config.to_toml())
-    if on_start is not None:
-        on_start(files)
-    started = time.perf_counter()
     history = resume.history if resume is not None else []
+    if on_start is not None:  # the run folder, the settings, and the iterations already done
+        on_start(files, config, len(history))
+    started = time.perf_counter()
     # Candidates for best.safetensors: evaluated iterations when evaluation is on, else every iteration.
     candidates = [row for row in history if not evaluation.enabled or row.get("eval_s") is not None]
     best = max((quality(row) for row in candidates), default=None)

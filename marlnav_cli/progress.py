@@ -14,12 +14,13 @@ from marlnav_cli.metrics import group_names
 
 
 class TrainingProgress:
-    """Started only once the run has checked its settings (`on_start`), so an error stays one line;
-    use it as a context manager so the bar is stopped however the run ends."""
+    """Started only once the run has checked its settings (`on_start`, which also says how many
+    iterations there are), so an error stays one line; use it as a context manager so the bar is stopped
+    however the run ends."""
 
-    def __init__(self, console: Console, *, total: int, done_before: int, disabled: bool) -> None:
+    def __init__(self, console: Console, *, disabled: bool) -> None:
         self.console = console
-        self.total, self.done_before = total, done_before
+        self.total, self.done_before = 0, 0
         self.plain_lines = not disabled and not console.is_terminal
         self.started = time.monotonic()
         self.bar = Progress(
@@ -36,9 +37,6 @@ class TrainingProgress:
             console=console,
             disable=disabled or self.plain_lines,
         )
-        self.task = self.bar.add_task(
-            "train", total=total, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
-        )
 
     def __enter__(self) -> TrainingProgress:
         return self
@@ -46,8 +44,12 @@ class TrainingProgress:
     def __exit__(self, *exc_info: Any) -> None:
         self.bar.stop()
 
-    def on_start(self, files: Any) -> None:
+    def on_start(self, files: Any, config: Any, done_before: int) -> None:
         self.console.print(f"run folder: {escape(str(files.folder))}")
+        self.total, self.done_before = config.n_iters, done_before
+        self.task = self.bar.add_task(
+            "train", total=self.total, completed=done_before, frames=0, reward="-", fps="-", evaluated=""
+        )
         self.started = time.monotonic()
         self.bar.start()
 

@@ -78,7 +78,7 @@ def test_local_sweep_records_results_summary_curves_and_resumes(cli, tmp_path: P
     summary = {entry["config"]: entry for entry in result.json()["summary"]}
     assert set(summary) == {"mappo", "ippo"} and summary["mappo"]["seeds_ok"] == 2
     mappo = [float(r["eval_mean_reward"]) for r in rows if r["trial"].startswith("mappo")]
-    assert summary["mappo"]["eval_mean_reward_mean"] == pytest.approx(sum(mappo) / 2)
+    assert summary["mappo"]["eval_mean_reward_mean"] == pytest.approx(sum(mappo) / 2, rel=1e-5)  # JSON: 6 digits
     assert summary["mappo"]["eval_mean_reward_ci_low"] <= summary["mappo"]["eval_mean_reward_mean"]
     assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG" and (folder / "summary.csv").exists()
 
