@@ -149,7 +149,7 @@ AsJson = Annotated[
 CheckpointPath = Annotated[
     Path,
     typer.Argument(
-        help="A marlnav .safetensors checkpoint.",
+        help="A marlnav .safetensors checkpoint, or a shipped policy's name (navigation-3ag-mappo).",
         show_default=False,
         metavar="CHECKPOINT",
         callback=require_checkpoint_file,  # a missing file is refused before torch is imported
@@ -309,7 +309,7 @@ def train(
         LoggerName,
         typer.Option(
             help="Also log the metrics through TorchRL's logger (wandb offline, mlflow to a file store in the run "
-            "folder); each but csv needs its extra, e.g. pip install 'marlnav\\[wandb]'.",
+            "folder); each but csv needs its extra, e.g. pip install -e '.\\[wandb]' in marlnav's folder.",
             rich_help_panel="Output",
         ),
     ] = "none",
@@ -480,9 +480,10 @@ def rollout(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
-            help="Act with this checkpoint's policy instead of random actions.",
+            help="Act with this checkpoint's policy (or a shipped policy's, by name) instead of random actions.",
             show_default=False,
             metavar="CHECKPOINT",
+            callback=lambda path: None if path is None else require_checkpoint_file(path),
         ),
     ] = None,
     steps: Annotated[int, typer.Option(help="Steps to run.", metavar="N")] = 5,
@@ -669,7 +670,7 @@ def render(
         list[Path],
         typer.Argument(
             metavar="[CHECKPOINT] OUT.gif|OUT.mp4",
-            help="Checkpoint and output path (.gif, or .mp4 with marlnav[video]); only the output with --random.",
+            help="Checkpoint and output path (.gif, or .mp4 with the video extra); only the output with --random.",
             show_default=False,
         ),
     ],
@@ -856,7 +857,7 @@ def _render_paths(paths: list[Path], random: bool) -> tuple[Path | None, Path]:
             if not random
             else "with --random give only OUT.gif or OUT.mp4 (the scenario comes from the options)"
         )
-    return (None, paths[0]) if random else (paths[0], paths[1])
+    return (None, paths[0]) if random else (require_checkpoint_file(paths[0]), paths[1])
 
 
 @app.command(

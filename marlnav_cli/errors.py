@@ -19,3 +19,8 @@ class RenderError(MarlnavError):
 
 class TrainingDiverged(MarlnavError):
     """A loss or gradient became NaN or infinite."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of marlnav's extras: from its folder, as long as it is not published on an index."""
+    return f"pip install -e '.[{extra}]' in marlnav's folder"

@@ -120,10 +120,23 @@ def write_text_atomic(path: Path, text: str) -> None:
         temporary.write_text(text)
 
 
+SHIPPED_POLICIES = Path(__file__).resolve().parent / "policies"
+
+
+def shipped_policies() -> dict[str, Path]:
+    """The policies that come with marlnav (package data, so an installed wheel has them), by name."""
+    return {path.stem: path for path in sorted(SHIPPED_POLICIES.glob("*.safetensors"))}
+
+
 def require_checkpoint_file(path: Path) -> Path:
-    """The checks a checkpoint path gets before anything heavy is imported: it exists, is a file, is not empty."""
+    """The checks a checkpoint path gets before anything heavy is imported: it exists, is a file, is not
+    empty. A bare name that is no file here is a shipped policy's name (`marlnav evaluate
+    navigation-3ag-mappo`), from any folder and from an installed wheel."""
+    if not path.exists() and path.parent == Path(".") and path.name.removesuffix(".safetensors") in shipped_policies():
+        return shipped_policies()[path.name.removesuffix(".safetensors")]
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        shipped = ", ".join(shipped_policies())
+        raise CheckpointError(f"checkpoint {path} does not exist (shipped policies, by name: {shipped})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is not a file")
     if path.stat().st_size == 0:

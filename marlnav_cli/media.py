@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from marlnav_cli.errors import RenderError
+from marlnav_cli.errors import RenderError, install_hint
 from marlnav_cli.files import atomic_output, check_writable
 
 FORMATS = (".gif", ".mp4")
@@ -47,7 +47,7 @@ def check_media_path(path: Path) -> None:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise RenderError("MP4 output needs imageio's ffmpeg plugin: pip install 'marlnav[video]'") from None
+            raise RenderError(f"MP4 output needs imageio's ffmpeg plugin: {install_hint('video')}") from None
     check_writable(path)
 
 

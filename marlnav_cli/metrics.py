@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from marlnav_cli.errors import ConfigError
+from marlnav_cli.errors import ConfigError, install_hint
 from marlnav_cli.files import atomic_output, write_text_atomic
 
 # Also logging through TorchRL's loggers, and the package each needs (CSV and JSONL are always written).
@@ -119,7 +119,7 @@ def check_logger(kind: str) -> None:
         try:
             __import__(package)
         except ImportError:
-            raise ConfigError(f"--logger {kind} needs the {package} package: pip install 'marlnav[{kind}]'") from None
+            raise ConfigError(f"--logger {kind} needs the {package} package: {install_hint(kind)}") from None
 
 
 def make_logger(kind: str, folder: Path) -> Any:

@@ -5,7 +5,7 @@ output `action_<group>` per group ([batch, agents, action] in the env's action b
 action indices with --discrete). The batch axis is dynamic, and so is the agent axis of a shared policy
 (one network for every agent, so it can act for any team size). The model's metadata carries the
 config, the layout (group inputs, VMAS agent order, sizes), the action bounds and marlnav's version:
-examples/onnx_runner.py needs nothing else to drive VMAS with it.
+marlnav_cli/onnx_runner.py needs nothing else to drive VMAS with it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from marlnav_cli import __version__
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
-from marlnav_cli.errors import ConfigError, MarlnavError
+from marlnav_cli.errors import ConfigError, MarlnavError, install_hint
 from marlnav_cli.experiment import LoadedPolicy, load_policy
 from marlnav_cli.files import atomic_output
 from marlnav_cli.models import policy_network
@@ -95,7 +95,7 @@ def check_onnx_installed() -> None:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ConfigError("ONNX export needs onnx, onnxruntime and onnxscript: pip install 'marlnav[export]'") from None
+        raise ConfigError(f"ONNX export needs onnx, onnxruntime and onnxscript: {install_hint('export')}") from None
 
 
 def export_onnx(checkpoint: Path, out: Path) -> ExportReport:

@@ -190,7 +190,7 @@ def test_uninstalled_logger_says_what_to_install(cli, monkeypatch) -> None:
 
     monkeypatch.setattr(builtins, "__import__", without_wandb)
     result = cli("train", "--logger", "wandb", *TINY_TRAIN)
-    assert result.exit_code == 2 and "pip install 'marlnav[wandb]'" in result.stderr
+    assert result.exit_code == 2 and "pip install -e '.[wandb]'" in result.stderr
 
 
 def test_shipped_policy_loads_and_beats_random(cli) -> None:

@@ -16,7 +16,7 @@ from marlnav_cli.episodes import wilson_interval
 from tests.conftest import TINY_TRAIN
 
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "navigation-3ag-mappo.safetensors"
-RUNNER = Path(__file__).resolve().parent.parent / "examples" / "onnx_runner.py"
+RUNNER = Path(__file__).resolve().parent.parent / "marlnav_cli" / "onnx_runner.py"
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_export_without_onnx_says_what_to_install(cli, tmp_path: Path, monkeypat
 
     monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
     result = cli("export", SHIPPED, tmp_path / "policy.onnx")
-    assert result.exit_code == 2 and "pip install 'marlnav[export]'" in result.stderr
+    assert result.exit_code == 2 and "pip install -e '.[export]'" in result.stderr
 
 
 def test_shared_policy_runs_with_another_team_size(cli, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_help_matches_its_snapshot(command: str) -> None:
 
 def test_help_keeps_square_brackets_and_groups_options() -> None:
     text = _help("train")
-    assert "marlnav[wandb]" in " ".join(text.split())  # not swallowed as rich markup
+    assert ".[wandb]" in " ".join(text.split())  # not swallowed as rich markup
     for panel in ("Environment", "PPO", "Model", "Run", "Output"):
         assert f"─ {panel} " in text
     assert "KEY=VALUE" in text and "PATH" in text

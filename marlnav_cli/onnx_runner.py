@@ -1,0 +1,90 @@
+"""Run a policy exported by `marlnav export CKPT policy.onnx` with onnxruntime alone.
+
+The policy runs in numpy through onnxruntime; VMAS is only the world it drives (VMAS takes and gives
+torch tensors, so they are converted at that boundary). Everything needed comes from the model's
+metadata: the scenario and its settings, which VMAS agent feeds which input, and the action type.
+
+    python -m marlnav_cli.onnx_runner policy.onnx --episodes 200    # or this file, copied anywhere
+
+It reports what `marlnav evaluate` reports for the policy, measured the same way: one env per episode,
+VMAS without its step limit, the first episode of each env, `max_steps` steps at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import onnxruntime
+import torch
+import vmas
+
+EVAL_SEED_OFFSET = 1_000_000  # marlnav evaluate's default: the training seed + 1,000,000
+
+
+def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dict:
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    config, layout = json.loads(metadata["config"]), json.loads(metadata["layout"])
+    seed = config["seed"] + EVAL_SEED_OFFSET if seed is None else seed
+    torch.manual_seed(seed)
+    env = vmas.make_env(
+        config["scenario"],
+        num_envs=episodes,
+        device="cpu",
+        seed=seed,
+        continuous_actions=metadata["action_type"] == "continuous",
+        max_steps=None,
+        n_agents=config["n_agents"],
+        **config["scenario_args"],
+    )
+    observations = env.reset()
+    ended = np.zeros(episodes, dtype=bool)
+    length = np.full(episodes, config["max_steps"])
+    reward = np.zeros(episodes)
+    for step in range(config["max_steps"]):
+        feeds = {
+            group["input"]: np.stack([observations[i].numpy() for i in group["agent_indices"]], axis=1)
+            for group in layout.values()
+        }
+        outputs = dict(
+            zip(
+                [group["output"] for group in layout.values()],
+                session.run([group["output"] for group in layout.values()], feeds),
+            )
+        )
+        actions = [None] * env.n_agents
+        for group in layout.values():
+            for column, index in enumerate(group["agent_indices"]):
+                actions[index] = torch.from_numpy(np.ascontiguousarray(outputs[group["output"]][:, column]))
+        observations, rewards, done, _ = env.step(actions)
+        running = ~ended
+        reward[running] += np.mean([r.reshape(episodes).numpy() for r in rewards], axis=0)[running]
+        done = done.reshape(episodes).numpy()
+        length[done & running] = step + 1
+        ended |= done
+    ended_rate = float(ended.mean())
+    return {
+        "episodes": episodes,
+        "seed": seed,
+        "episode_end": metadata["episode_end"],
+        # an early end is success only where the scenario says so (marlnav's scenario table)
+        "success_rate": ended_rate if metadata["episode_end"] == "success" else None,
+        "ended_early_rate": ended_rate if metadata["episode_end"] != "never" else None,
+        "mean_length": float(length.mean()),
+        "mean_reward": float(reward.mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="an ONNX model written by marlnav export")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=None, help="default: the training seed + 1,000,000")
+    arguments = parser.parse_args()
+    print(json.dumps(run_episodes(arguments.model, arguments.episodes, arguments.seed), indent=2))
+
+
+if __name__ == "__main__":
+    main()
