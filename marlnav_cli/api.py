@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from marlnav_cli.config import TrainConfig, load_config_file
 from marlnav_cli.threads import use_threads
+from marlnav_cli.zoo import starting_point
 
 if TYPE_CHECKING:
     from marlnav_cli.episodes import EvaluationReport
@@ -74,6 +75,7 @@ def train(
         evaluation=EvaluationSchedule(every=eval_every, episodes=eval_episodes),
         on_iteration=on_iteration,
         on_start=on_start,
+        start=starting_point(preset, config.scenario, config_file=config_path is not None),
     )
 
 

@@ -266,7 +266,7 @@ def train(
         typer.Option(
             "--out",
             "--run-dir",
-            help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-seed<k>-<time>).",
+            help="Run folder (default: checkpoints/<scenario>-<n>ag-<algo>-<preset, zoo or config>-seed<k>-<time>).",
             show_default=False,
             metavar="PATH",
             rich_help_panel="Run",
@@ -799,7 +799,7 @@ def _transfer_table(reports: list[Any], checkpoint: Path, episodes: int) -> Tabl
 @app.command(
     cls=_Command,
     epilog="Examples:\n\n  marlnav compare checkpoints/RUN_A checkpoints/RUN_B\n\n"
-    "  marlnav compare checkpoints/*mappo* checkpoints/*ippo* --out mappo-vs-ippo.png --json",
+    "  marlnav compare checkpoints/navigation-3ag-mappo-zoo-* checkpoints/navigation-3ag-ippo-zoo-* --out m.png --json",
 )
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by train.", show_default=False)],

@@ -124,9 +124,12 @@ class TrainOutcome:
         return 128 + self.stop_signal if self.interrupted and self.stop_signal else 130 if self.interrupted else 0
 
 
-def default_run_folder(config: TrainConfig) -> Path:
+def default_run_folder(config: TrainConfig, start: str) -> Path:
+    """checkpoints/<scenario>-<n>ag-<algo>-<start>-seed<k>-<time>; `start` says what the settings came from
+    (a preset's name, zoo, config), so a glob over run folders can tell presets apart."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return CHECKPOINTS_FOLDER / f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-seed{config.seed}-{stamp}"
+    name = f"{config.scenario}-{config.n_agents}ag-{config.algorithm}-{start}-seed{config.seed}-{stamp}"
+    return CHECKPOINTS_FOLDER / name
 
 
 def command_config(
@@ -215,13 +218,14 @@ def run_training(
     evaluation: EvaluationSchedule = DEFAULT_EVALUATION,
     on_iteration: Callable[[TrainState], None] | None = None,
     on_start: Callable[[RunFiles, TrainConfig, int], None] | None = None,
+    start: str = "config",
 ) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes; with
     `evaluation`, the policy is evaluated every few iterations and the best checkpoint is the best evaluated.
 
     The run folder belongs to this run alone: it is locked while training, a folder holding another run
     is refused (unless `overwrite`, or it is the resumed run's own), and a run that fails before it
-    saved anything leaves no folder behind.
+    saved anything leaves no folder behind. `start` (what the settings came from) names a default folder.
     """
     config.validate()
     check_positive("--checkpoint-every", checkpoint_every)
@@ -232,7 +236,7 @@ def run_training(
         check_fits_in_memory(evaluation.episodes * config.max_steps, config.n_agents)
     device = resolve_device(device_name)
     if run_folder is None:
-        run_folder = resume.path.parent if resume is not None else default_run_folder(config)
+        run_folder = resume.path.parent if resume is not None else default_run_folder(config, start)
     check_logger(logger_kind)
     created = not run_folder.exists()
     files = RunFiles(ensure_folder(run_folder))

@@ -94,6 +94,15 @@ def zoo() -> dict[str, ZooEntry]:
     return parse_zoo(resources.files("marlnav_cli").joinpath(ZOO_FILE).read_text(encoding="utf-8"))
 
 
+def starting_point(preset: str | None, scenario: str, *, config_file: bool = False) -> str:
+    """What a run starts from, in a word for its folder name: the preset's name, `zoo`, or `config`."""
+    if config_file:
+        return "config"
+    if preset is not None:
+        return preset
+    return "zoo" if scenario in zoo() else DEFAULT_PRESET
+
+
 def starting_config(preset: str | None, scenario: str) -> TrainConfig:
     """What a run starts from before its own options: the named preset, else the scenario's zoo entry,
     else the default preset."""

@@ -17,7 +17,11 @@ def test_default_run_folder_is_named_after_the_run(cli, tmp_path: Path, monkeypa
     result = cli("train", *TINY_TRAIN, "--ippo", "--seed", "4", "--json")
     assert result.exit_code == 0, result.stderr
     folder = Path(result.json()["run_folder"])
-    assert folder.parent == Path("checkpoints") and folder.name.startswith("navigation-3ag-ippo-seed4-")
+    assert folder.parent == Path("checkpoints") and folder.name.startswith("navigation-3ag-ippo-zoo-seed4-")
+    tutorial = cli("train", *TINY_TRAIN, "--preset", "tutorial", "--json").json()["run_folder"]
+    assert Path(tutorial).name.startswith("navigation-3ag-mappo-tutorial-seed0-")
+    from_file = cli("train", *TINY_TRAIN, "--config", folder / "config.toml", "--json").json()["run_folder"]
+    assert Path(from_file).name.startswith("navigation-3ag-ippo-config-seed4-")
     assert {p.name for p in folder.iterdir()} >= {
         "policy.safetensors",
         "best.safetensors",
