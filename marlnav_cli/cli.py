@@ -648,11 +648,11 @@ def _number(value: float | str | None, digits: int = 3) -> str:
 
 
 def _mean_and_interval(entry: dict[str, Any], metric: str, digits: int = 3) -> str:
-    """A sweep summary's mean across seeds with its 95% interval, or n/a where no seed has the figure."""
+    """A sweep summary's mean across seeds above its 95% interval, or n/a where no seed has the figure."""
     if f"{metric}_mean" not in entry:
         return "n/a"
     return (
-        f"{entry[f'{metric}_mean']:.{digits}f} "
+        f"{entry[f'{metric}_mean']:.{digits}f}\n"
         f"[{entry[f'{metric}_ci_low']:.{digits}f}, {entry[f'{metric}_ci_high']:.{digits}f}]"
     )
 
@@ -769,24 +769,16 @@ def _transfer_table(reports: list[Any], checkpoint: Path, episodes: int) -> Tabl
         title=f"{escape(str(checkpoint))} (trained with {reports[0].trained_n_agents} agents): "
         f"{episodes} episodes per team size"
     )
-    for column in (
-        "agents",
-        "success [95% interval]",
-        "random success",
-        "mean length",
-        "collisions",
-        "mean reward",
-        "random reward",
-    ):
+    # Two-line headers and an interval that never wraps: the table reads at 80 columns.
+    table.add_column("agents", justify="right")
+    table.add_column("success\n[95% interval]", justify="right", no_wrap=True)
+    for column in ("random\nsuccess", "mean\nlength", "colli-\nsions", "mean\nreward", "random\nreward"):
         table.add_column(column, justify="right")
     for report in reports:
         policy, random_side = report.policy, report.random
-        success = _number(policy.success_rate) + (
-            "" if policy.success_rate_ci95 is None else " [{:.3f}, {:.3f}]".format(*policy.success_rate_ci95)
-        )
         table.add_row(
             str(report.n_agents),
-            success,
+            _rate(policy.success_rate, policy.success_rate_ci95),
             _number(random_side.success_rate),
             _number(policy.mean_length, 1),
             _number(policy.mean_collisions, 2),
@@ -819,27 +811,19 @@ def compare(
 
 
 def _compare_table(rows: list[Any], out: Path) -> Table:
+    """One row per run. The run's folder name already says its scenario, team, algorithm and seed: below
+    120 columns those columns give way, and the name folds instead of being cut."""
     table = Table(title=f"{len(rows)} runs (curves in {escape(str(out))})")
-    for column in (
-        "run",
-        "algorithm",
-        "scenario",
-        "agents",
-        "seed",
-        "frames",
-        "final reward",
-        "best reward",
-        "evaluated success",
-        "time (s)",
-    ):
-        table.add_column(column, justify="left" if column in ("run", "algorithm", "scenario") else "right")
+    wide = console.width >= 120
+    table.add_column("run", overflow="fold")
+    described = ("algorithm", "scenario", "agents", "seed") if wide else ()
+    for column in (*described, "frames", "final\nreward", "best\nreward", "evaluated\nsuccess", "time\n(s)"):
+        table.add_column(column, justify="left" if column in ("algorithm", "scenario") else "right", no_wrap=True)
     for row in rows:
+        details = (row.algorithm, escape(row.scenario), str(row.n_agents), str(row.seed)) if wide else ()
         table.add_row(
             escape(row.run),
-            row.algorithm,
-            escape(row.scenario),
-            str(row.n_agents),
-            str(row.seed),
+            *details,
             str(row.frames),
             f"{row.final_reward:.3f}",
             f"{row.best_reward:.3f}",
@@ -956,19 +940,22 @@ def _print_sweep_summary(outcome: Any) -> None:
     )
     rate = "eval_goal_rate" if has_goal and not has_success else "eval_success_rate"
     name = "success" if rate == "eval_success_rate" else "goal"
-    columns = ["config", "seeds", "reward", name, f"worst {name}"] + (["failure"] if name == "goal" else [])
-    for column in (*columns, "length", "collisions"):
-        table.add_column(column, justify="left" if column == "config" else "right")
+    # Means above their intervals, two-line headers, the config folding: the table reads at 80 columns.
+    table.add_column("config", overflow="fold")
+    columns = ["seeds\nok", "reward", f"{name}\n(worst seed)"] + (["failure"] if name == "goal" else [])
+    for column in (*columns, "mean\nlength", "colli-\nsions"):
+        table.add_column(column, justify="right", no_wrap=True)
     for entry in outcome.summary:
         figures = [
             _mean_and_interval(entry, "eval_mean_reward"),
-            _mean_and_interval(entry, rate),
-            _number(entry.get(f"{rate}_min")),
+            _mean_and_interval(entry, rate)
+            + (f"\n({_number(entry[f'{rate}_min'])})" if f"{rate}_min" in entry else ""),
             *([_number(entry.get("eval_failure_rate_mean"))] if name == "goal" else []),
             _number(entry.get("eval_mean_length_mean"), 1),
             _number(entry.get("eval_collisions_mean"), 2),
         ]
-        table.add_row(escape(entry["config"]), f"{entry['seeds_ok']} ok, {entry['seeds_failed']} failed", *figures)
+        seeds = f"{entry['seeds_ok']}" + (f"\n({entry['seeds_failed']} failed)" if entry["seeds_failed"] else "")
+        table.add_row(escape(entry["config"]), seeds, *figures)
     console.print(table)
     console.print(
         f"results: {escape(str(folder / 'results.csv'))}, summary: {escape(str(folder / 'summary.csv'))}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from marlnav_cli.display import NO_DISPLAY_MESSAGE, ensure_display
@@ -23,3 +25,29 @@ def test_without_egl_or_xvfb_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(RenderError, match="apt-get install xvfb") as error:
         ensure_display(egl_check=lambda: False, find_xvfb=lambda: None)
     assert str(error.value) == NO_DISPLAY_MESSAGE and "\n" not in NO_DISPLAY_MESSAGE
+
+
+def test_tables_read_at_80_columns(cli, checkpoint: Path, trained_run: Path, monkeypatch, capsys) -> None:
+    """compare, transfer and a sweep's summary at 80 columns: no table line wider, no figure cut to '…' (the
+    lines that print a path stay whole, however long)."""
+    from types import SimpleNamespace
+
+    from marlnav_cli import cli as commands
+
+    monkeypatch.setattr(commands.console, "width", 80)
+    outputs = [
+        cli("compare", trained_run, trained_run, "--out", trained_run.parent / "cmp.png").stdout,
+        cli("transfer", checkpoint, "--agents", "2,3", "--episodes", "4", "--out", trained_run.parent / "t.png").stdout,
+    ]
+    figures = {"eval_mean_reward": (-538.125, -560.5, -520.25), "eval_success_rate": (0.992, 0.99, 0.995)}
+    entry = {"config": "lr=0.001,gamma=0.99", "seeds_ok": 9, "seeds_failed": 1, "eval_success_rate_min": 0.99}
+    for metric, (mean, low, high) in figures.items():
+        entry |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
+    entry |= {"eval_mean_length_mean": 50.6, "eval_collisions_mean": 0.07}
+    commands._print_sweep_summary(SimpleNamespace(folder=trained_run.parent / "sweep", summary=[entry]))
+    outputs.append(capsys.readouterr().out)
+    for output in outputs:
+        table_lines = [line for line in output.splitlines() if line[:1] in "┏┃┡│└"]
+        assert table_lines and max(len(line) for line in table_lines) <= 80, output
+        assert "…" not in output, output
+    assert "[0.990, 0.995]" in outputs[2] and "-538.125" in outputs[2]
