@@ -6,7 +6,9 @@ measures both). Here each step is plain tensors, and the batch is assembled once
 Collector gives, so TorchRL's GAE reads it unchanged.
 
 Semantics are VmasEnv's and the Collector's: done = terminated = the scenario's done or the step limit
-(the tutorial bootstraps neither); done envs are reset one by one with VMAS's own RNG; each group's
+(the tutorial bootstraps neither), unless `bootstrap_time_limit`: then terminated is the scenario's own
+done, what VMAS calls terminated apart from truncated, so GAE bootstraps where only the limit ended an
+episode. Done envs are reset one by one with VMAS's own RNG; each group's
 actions are sampled from its policy, groups in the env's order; `("next", group, "episode_reward")` is
 RewardSum's running sum.
 """
@@ -26,12 +28,15 @@ _PER_GROUP = ("observation", "action", "next_observation", "reward", "episode_re
 class ExperienceCollector:
     """Runs every group's policy in every env for `steps` steps, starting each batch from a full reset."""
 
-    def __init__(self, env: TransformedEnv, policies: dict[str, TensorPolicy], steps: int) -> None:
+    def __init__(
+        self, env: TransformedEnv, policies: dict[str, TensorPolicy], steps: int, bootstrap_time_limit: bool = False
+    ) -> None:
         self.simulator = env.base_env._env  # the vmas.Environment VmasEnv wraps: same scenario, seed, RNG
         self.device = env.device
         self.groups = agent_groups(env)
         self.policies = [policies[group.name] for group in self.groups]
         self.steps = steps
+        self.bootstrap_time_limit = bootstrap_time_limit
 
     def collect(self) -> TensorDict:
         """A [num_envs, steps] batch with the keys TorchRL's Collector gives for this env."""
@@ -39,8 +44,14 @@ class ExperienceCollector:
         # batch is stacked outside it, so training gets ordinary tensors.
         with torch.inference_mode():
             per_group, done = self._run_steps()
+            terminated = list(done)
+            if self.bootstrap_time_limit:
+                # Every batch starts from a full reset and runs `steps` (the step limit) steps, so only its
+                # last step can be cut by the limit: there the scenario's own done ended the episode.
+                terminated[-1] = per_env(self.simulator.scenario.done(), done[-1].shape[0]).unsqueeze(-1)
+        terminated = torch.stack(terminated, dim=1)
         done = torch.stack(done, dim=1)
-        batch: dict = {"next": {"done": done, "terminated": done.clone()}}
+        batch: dict = {"next": {"done": done, "terminated": terminated.clone()}}
         for group, steps in zip(self.groups, per_group):
             stacked = {name: torch.stack(values, dim=1) for name, values in steps.items()}
             batch[group.name] = {"observation": stacked["observation"], "action": stacked["action"]}

@@ -27,7 +27,13 @@ MAX_COUNT = 10**12
 MAX_CONFIG_FILE_BYTES = 1 << 20
 # Keys that checkpoints and config files written before they existed lack, with what they meant then.
 # Any other missing key is refused: a silent default would make a resumed run a different run.
-ADDED_LATER = {"discrete": False, "normalize_advantage": False, "reward_scale": 1.0, "anneal_entropy": False}
+ADDED_LATER = {
+    "discrete": False,
+    "normalize_advantage": False,
+    "reward_scale": 1.0,
+    "anneal_entropy": False,
+    "bootstrap_time_limit": False,
+}
 
 
 ENVIRONMENT, PPO, MODEL, RUN = "Environment", "PPO", "Model", "Run"  # help panels
@@ -72,6 +78,13 @@ class TrainConfig:
         "likely action (what evaluate, render and export run) is what it learned.",
         PPO,
         off="--constant-entropy",
+    )
+    bootstrap_time_limit: bool = setting(
+        False,
+        "Treat the step limit as a cut, not an end: bootstrap the value there (terminated only when the scenario "
+        "ends the episode), as a critic cannot see the time left (Pardo et al., Time Limits in RL, 2018).",
+        PPO,
+        off="--terminate-at-limit",
     )
     reward_scale: float = setting(
         1.0,

@@ -112,7 +112,9 @@ def train(
     }
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    collector = ExperienceCollector(env, actors, steps=config.max_steps)
+    collector = ExperienceCollector(
+        env, actors, steps=config.max_steps, bootstrap_time_limit=config.bootstrap_time_limit
+    )
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
 

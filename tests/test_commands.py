@@ -287,3 +287,18 @@ def test_learning_curve_legend_names_the_dashed_episode_length(tmp_path: Path, m
     metrics.plot_curve(history, tmp_path / "curve.png", "test")
     legend = [text.get_text() for text in drawn["axes"][1].get_legend().get_texts()]
     assert legend == ["success rate", "mean episode length"]
+
+
+def test_bootstrap_time_limit_reaches_the_critic_and_the_checkpoint(cli, tmp_path: Path) -> None:
+    """simple_spread never ends: with the step limit as a cut, its value targets (so the critic's loss)
+    change from the first iteration; the same episodes are collected; the setting is kept."""
+    runs = {}
+    for name, flag in (("cut", "--bootstrap-time-limit"), ("end", "--terminate-at-limit")):
+        runs[name] = tmp_path / name
+        options = ("--scenario", "simple_spread", *TINY_TRAIN, flag, "--out", runs[name])
+        assert cli("train", *options).exit_code == 0
+    first = {name: training_metrics(run)[0] for name, run in runs.items()}
+    assert first["cut"]["reward_mean"] == first["end"]["reward_mean"]
+    assert first["cut"]["loss_critic"] != pytest.approx(first["end"]["loss_critic"], rel=0.01)
+    with safe_open(str(runs["cut"] / "policy.safetensors"), "pt") as reader:
+        assert json.loads(reader.metadata()["config"])["bootstrap_time_limit"] is True

@@ -207,3 +207,26 @@ def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_on
     drawn = squash.sample(loc, scale)
     torch.manual_seed(4)
     torch.testing.assert_close(drawn, reference.sample())
+
+
+@pytest.mark.parametrize("scenario", ["balance", "simple_spread"])
+def test_bootstrap_time_limit_terminates_where_vmas_says_terminated(scenario: str) -> None:
+    """--bootstrap-time-limit collects the same experience; only the last step's terminated changes, to
+    VMAS's own terminated (its terminated_truncated split), so GAE bootstraps where the limit cut an episode."""
+    config = TrainConfig(scenario=scenario, frames_per_batch=8 * 100, max_steps=100, num_cells=16)
+    env, policies = _env_and_policies(config)
+    actors = {group.name: tensor_policy(policies[group.name], group) for group in agent_groups(env)}
+    start = capture_rng()
+    plain = ExperienceCollector(env, actors, steps=config.max_steps).collect()
+    restore_rng(start)
+    collector = ExperienceCollector(env, actors, steps=config.max_steps, bootstrap_time_limit=True)
+    cut = collector.collect()
+    done = plain.get(("next", "done"))
+    assert torch.equal(cut.get(("next", "done")), done) and torch.equal(plain.get(("next", "terminated")), done)
+    assert torch.equal(cut.get(("next", "terminated"))[:, :-1], done[:, :-1])
+    collector.simulator.terminated_truncated = True
+    terminated, truncated = collector.simulator.done()
+    assert torch.equal(cut.get(("next", "terminated"))[:, -1, 0], terminated)
+    assert torch.equal(done[:, -1, 0], terminated | truncated)
+    if scenario == "simple_spread":  # never ends: every last step is a cut, never an end
+        assert not terminated.any() and truncated.all()
