@@ -1022,6 +1022,14 @@ def scenarios(
             metavar="",
         ),
     ] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown",
+            help="With --details: the table as Markdown (README's and docs/scenarios.md's are this output).",
+            metavar="",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """List the VMAS scenarios --scenario accepts."""
@@ -1040,6 +1048,9 @@ def scenarios(
             described.append(describe_scenario(name))
     if as_json:
         _print_json(described)
+        return
+    if markdown:
+        console.print(scenarios_markdown(described), markup=False, highlight=False)
         return
     console.print(_scenarios_table(described))
 
@@ -1068,6 +1079,34 @@ def _scenarios_table(described: list[dict[str, Any]]) -> Table:
         zoo_text = "none: the fast preset" if zoo_entry is None else _zoo_entry_text(zoo_entry)
         table.add_row(entry["scenario"], escape(groups), entry["team_size"], escape(end), escape(zoo_text))
     return table
+
+
+def scenarios_markdown(described: list[dict[str, Any]]) -> str:
+    """`scenarios --details` as the Markdown table README and docs/scenarios.md hold (tests compare them)."""
+    lines = [
+        "| scenario | agents: groups (observation size; continuous action size / discrete choices) "
+        "| team size set by | episode end means |",
+        "| --- | --- | --- | --- |",
+    ]
+    for entry in described:
+        groups = "; ".join(
+            f"{name} x{g['agents']} ({g['observation_size']}; {g['action_size']} / {g['discrete_actions']})"
+            for name, g in entry["groups"].items()
+        )
+        team = entry["team_size"]
+        if team not in ("fixed", "--n-agents"):
+            team = " ".join(f"`--scenario-arg {argument}`" for argument in team.split())
+        elif team == "--n-agents":
+            team = "`--n-agents`"
+        end, means = entry["episode_end"], entry["episode_end_means"]
+        if end == EpisodeEnd.SUCCESS.value:
+            end_text = f"**success**: {means}"
+        elif end == EpisodeEnd.NEVER.value:
+            end_text = "never ends (no success rate)"
+        else:
+            end_text = f"{end}: {means} (no success rate)"
+        lines.append(f"| {entry['scenario']} | {entry['n_agents']}: {groups} | {team} | {end_text} |")
+    return "\n".join(lines)
 
 
 def _zoo_entry_text(entry: dict[str, Any]) -> str:
