@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format bench bench-paths bench-scale bench-zoo clean
+.PHONY: install train test lint format bench bench-paths bench-scale bench-zoo bench-shipped clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-scale: install
 # Hours on 2 cores: every zoo entry over 3 seeds, beside random, VMAS's heuristic and --preset benchmarl.
 bench-zoo: install
 	$(PY) -m benchmarks.zoo $(ARGS)
+
+bench-shipped: install
+	$(PY) -m benchmarks.shipped $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
