@@ -128,11 +128,12 @@ def render(
     seed: int | None = None,
     n_agents: int | None = None,
     random_env: Any = None,
+    annotate: bool = False,
     device: str = "auto",
     threads: int | None = None,
 ) -> RenderedMedia:
     """Episodes of the policy as a GIF or MP4, as `marlnav render`; with `checkpoint` None, random actions
-    on `random_env` (an EnvConfig)."""
+    on `random_env` (an EnvConfig); with `annotate`, each frame's step and a legend of the colours."""
     use_threads(threads)
     from marlnav_cli.experiment import render_episodes
 
@@ -144,6 +145,7 @@ def render(
         seed=seed,
         device_name=device,
         n_agents=n_agents,
+        annotate=annotate,
     )
 
 

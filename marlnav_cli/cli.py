@@ -678,6 +678,14 @@ def render(
     random: Annotated[
         bool, typer.Option("--random", help="Random actions instead of a trained policy.", metavar="")
     ] = False,
+    annotate: Annotated[
+        bool,
+        typer.Option(
+            "--annotate",
+            help="Draw each frame's step and a legend of what the colours are (agents, goals).",
+            metavar="",
+        ),
+    ] = False,
     scenario: Scenario = None,
     n_agents: NAgents = None,
     max_steps: MaxSteps = None,
@@ -708,6 +716,7 @@ def render(
             device=device,
             threads=threads,
             n_agents=None if random else n_agents,
+            annotate=annotate,
         )
     if as_json:
         _print_json(result.as_dict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import warnings
@@ -18,6 +19,7 @@ from torchrl.envs.libs.vmas import VmasEnv
 
 from marlnav_cli.config import EnvConfig, TrainConfig, check_scenario
 from marlnav_cli.errors import ConfigError
+from marlnav_cli.media import LegendEntry
 from marlnav_cli.scenarios import team_size_hint
 
 _UNBOUNDED = 1e30  # specs mark unbounded entries with the float32 extremes
@@ -268,3 +270,29 @@ def describe_env(env: TransformedEnv, scenario: str) -> dict[str, Any]:
 
 def _as_tuple(key: str | tuple[str, ...]) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) else tuple(key)
+
+
+MAX_LEGEND_ROWS = 12  # beyond this a legend hides the scene it explains
+
+
+def entity_legend(env: TransformedEnv) -> list[LegendEntry]:
+    """What each colour in a rendered frame is: VMAS's agents and landmarks by name, less their index
+    ("agent", "goal") where one colour serves them all, by full name where colours tell them apart."""
+    world = env.base_env._env.scenario.world
+    entities = [*world.agents, *world.landmarks]
+    labels = [re.sub(r"[ _]?\d+$", "", entity.name) or entity.name for entity in entities]
+    colors = [_rgb(entity.color) for entity in entities]
+    colors_per_label: dict[str, set] = {}
+    for label, color in zip(labels, colors):
+        colors_per_label.setdefault(label, set()).add(color)
+    legend: dict[tuple[str, tuple[int, int, int]], LegendEntry] = {}
+    for entity, label, color in zip(entities, labels, colors):
+        shown = label if len(colors_per_label[label]) == 1 else entity.name
+        legend.setdefault((shown, color), LegendEntry(shown, color))
+    return list(legend.values())[:MAX_LEGEND_ROWS]
+
+
+def _rgb(color: Any) -> tuple[int, int, int]:
+    """VMAS colours are RGB floats in [0, 1]: a tuple, or a tensor (one row per env where it varies)."""
+    values = torch.as_tensor(color, dtype=torch.float32).reshape(-1, torch.as_tensor(color).shape[-1])[0]
+    return tuple(round(float(value) * 255) for value in values[:3])  # type: ignore[return-value]

@@ -36,6 +36,7 @@ from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import (
     agent_groups,
     describe_env,
+    entity_legend,
     fixed_team_size,
     frame_rate,
     group_layout,
@@ -54,7 +55,7 @@ from marlnav_cli.episodes import (
 )
 from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
-from marlnav_cli.media import RenderedMedia, check_media_path, write_media
+from marlnav_cli.media import RenderedMedia, annotate_frames, check_media_path, write_media
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
@@ -498,9 +499,11 @@ def render_episodes(
     seed: int | None,
     device_name: str,
     n_agents: int | None = None,
+    annotate: bool = False,
 ) -> RenderedMedia:
     """Render `episodes` episodes of the checkpoint's policy (or random actions) into a GIF; with
-    `n_agents`, the checkpoint's shared policy acts for that many agents."""
+    `n_agents`, the checkpoint's shared policy acts for that many agents; with `annotate`, each frame
+    says its step and what the colours are."""
     check_media_path(out)
     check_positive("--episodes", episodes)
     if seed is not None:
@@ -517,6 +520,8 @@ def render_episodes(
     torch.manual_seed(env_seed)
     env = make_env(config, num_envs=1, seed=env_seed, device=device)
     frames, lengths = render_frames(env, policy, episodes=episodes, max_steps=config.max_steps)
+    if annotate:
+        frames = annotate_frames(frames, lengths, entity_legend(env))
     fps = frame_rate(env)
     write_media(out, frames, fps)
     height, width = frames[0].shape[:2]

@@ -51,6 +51,36 @@ def check_media_path(path: Path) -> None:
     check_writable(path)
 
 
+@dataclass(frozen=True)
+class LegendEntry:
+    label: str  # what VMAS names the entity, less its index: "agent", "goal", "package"
+    color: tuple[int, int, int]
+
+
+def annotate_frames(
+    frames: list[np.ndarray], episode_lengths: list[int], legend: list[LegendEntry]
+) -> list[np.ndarray]:
+    """Each frame with its step ("step 12/43", and the episode where there are several) and a legend of
+    what the colours are, drawn in the top-left corner, so a newcomer can tell agents from goals."""
+    from PIL import Image, ImageDraw
+
+    steps = [(episode, step, length) for episode, length in enumerate(episode_lengths) for step in range(length + 1)]
+    annotated = []
+    for frame, (episode, step, length) in zip(frames, steps, strict=True):
+        image = Image.fromarray(frame)
+        draw = ImageDraw.Draw(image)
+        text = f"step {step}/{length}" + (
+            f"  episode {episode + 1}/{len(episode_lengths)}" if len(episode_lengths) > 1 else ""
+        )
+        draw.text((8, 6), text, fill=(0, 0, 0))
+        for row, entry in enumerate(legend):
+            top = 24 + 14 * row
+            draw.rectangle((8, top + 1, 18, top + 11), fill=entry.color, outline=(0, 0, 0))
+            draw.text((24, top), entry.label, fill=(0, 0, 0))
+        annotated.append(np.asarray(image))
+    return annotated
+
+
 def write_media(path: Path, frames: list[np.ndarray], fps: float) -> None:
     if not frames:
         raise RenderError("no frames to write")

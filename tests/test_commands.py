@@ -9,6 +9,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 
 from tests.conftest import TINY_TRAIN, training_metrics
@@ -302,3 +303,29 @@ def test_bootstrap_time_limit_reaches_the_critic_and_the_checkpoint(cli, tmp_pat
     assert first["cut"]["loss_critic"] != first["end"]["loss_critic"]  # other value targets at each last step
     with safe_open(str(runs["cut"] / "policy.safetensors"), "pt") as reader:
         assert json.loads(reader.metadata()["config"])["bootstrap_time_limit"] is True
+
+
+def test_render_annotate_draws_step_and_legend_in_a_corner(cli, checkpoint: Path, tmp_path: Path) -> None:
+    """--annotate changes the top-left corner of every frame (step counter, legend) and nothing else; the
+    legend names VMAS's own entities in their own colours."""
+    import imageio.v3 as iio
+
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.envs import entity_legend, make_env
+
+    gifs = {}
+    for name, flags in (("plain", ()), ("annotated", ("--annotate",))):
+        gifs[name] = tmp_path / f"{name}.gif"
+        assert cli("render", checkpoint, gifs[name], "--device", "cpu", *flags).exit_code == 0
+    plain, annotated = (iio.imread(gifs[name], index=None)[..., :3].astype(int) for name in ("plain", "annotated"))
+    assert plain.shape == annotated.shape
+    in_corner = [np.abs(annotated[k, :120, :160] - plain[k, :120, :160]).mean() for k in range(len(plain))]
+    outside = np.abs(annotated[:, 130:, :] - plain[:, 130:, :]).mean()
+    assert outside < 4  # one palette per GIF, chosen with the text's colours in it: a few levels of noise
+    assert min(in_corner) > 3 * outside
+
+    env = make_env(TrainConfig(scenario="navigation", n_agents=3), num_envs=1, seed=0, device=torch.device("cpu"))
+    legend = {entry.label: entry.color for entry in entity_legend(env)}
+    agent = env.base_env._env.scenario.world.agents[0]
+    assert legend["agent_0"] == tuple(round(value * 255) for value in agent.color)
+    assert {"agent_0", "agent_1", "agent_2"} <= set(legend) and any(label.startswith("goal") for label in legend)
