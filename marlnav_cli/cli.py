@@ -5,11 +5,14 @@ This is the only module that imports typer and turns errors into exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import math
 import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +33,7 @@ from marlnav_cli.config import (
     preset_config,
 )
 from marlnav_cli.episode_end import EpisodeEnd
-from marlnav_cli.errors import MarlnavError
+from marlnav_cli.errors import MarlnavError, MarlnavWarning
 from marlnav_cli.files import require_checkpoint_file
 from marlnav_cli.metrics import LOGGERS, group_names
 from marlnav_cli.threads import use_threads
@@ -1157,10 +1160,30 @@ def _app_options(
     """Train, inspect, evaluate and render multi-agent PPO (MAPPO/IPPO) policies on VMAS."""
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """marlnav's own warnings (MarlnavWarning) as one `warning:` line each, once per command; others as usual."""
+    shown: set[str] = set()
+    library_way = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, MarlnavWarning):
+            library_way(message, category, *args, **kwargs)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            err_console.print(f"warning: {escape(' '.join(str(message).split()))}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MarlnavWarning)
+        warnings.showwarning = show
+        yield
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the app and return its exit code; bad input of any kind becomes one line and code 2."""
     try:
-        result = app(args=argv, prog_name="marlnav", standalone_mode=False)
+        with _warnings_as_lines():
+            result = app(args=argv, prog_name="marlnav", standalone_mode=False)
     except typer.Abort:
         err_console.print("aborted")
         return 130

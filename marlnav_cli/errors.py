@@ -17,6 +17,10 @@ class RenderError(MarlnavError):
     """Frames cannot be produced (no display) or the GIF cannot be written."""
 
 
+class MarlnavWarning(UserWarning):
+    """Something the user should know that does not stop the command; printed as one `warning:` line."""
+
+
 class TrainingDiverged(MarlnavError):
     """A loss or gradient became NaN or infinite."""
 

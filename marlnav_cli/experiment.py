@@ -10,6 +10,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,13 +54,13 @@ from marlnav_cli.episodes import (
     render_frames,
     rollout,
 )
-from marlnav_cli.errors import ConfigError, MarlnavError, TrainingDiverged
+from marlnav_cli.errors import ConfigError, MarlnavError, MarlnavWarning, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
 from marlnav_cli.media import RenderedMedia, annotate_frames, check_media_path, write_media
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
 from marlnav_cli.scenarios import TEAM_SIZE_ARGUMENTS, end_meaning, team_size_hint
-from marlnav_cli.train import TrainState, check_resumable, train
+from marlnav_cli.train import TrainState, check_resumable, train, training_damage
 from marlnav_cli.validation import EVAL_KEYS, EvaluationSchedule, evaluate_iteration, quality
 from marlnav_cli.zoo import starting_config, zoo
 
@@ -232,9 +233,9 @@ def run_training(
     check_positive("--checkpoint-every", checkpoint_every)
     if evaluation.every < 0 or evaluation.every > MAX_COUNT:
         raise ConfigError(f"--eval-every must be 0 (off) or a positive integer, got {evaluation.every}")
-    if evaluation.enabled:
-        check_positive("--eval-episodes", evaluation.episodes)
-        check_fits_in_memory(evaluation.episodes * config.max_steps, config.n_agents)
+    # Checked even when --eval-every 0 leaves them unused: a bad value is a typo whether or not it runs.
+    check_positive("--eval-episodes", evaluation.episodes)
+    check_fits_in_memory(evaluation.episodes * config.max_steps, config.n_agents)
     device = resolve_device(device_name)
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config, start)
@@ -423,7 +424,22 @@ def load_policy(
         load_weights(policies[group], checkpoint, policy_prefix)
     actor = joint_actor(policies)
     actor.eval()
+    damage = _training_damage_once(checkpoint)  # the policy loaded: only the rest can be damaged now
+    if damage is not None:
+        warnings.warn(f"{damage}; its policy runs, but the file cannot be resumed", MarlnavWarning, stacklevel=2)
     return LoadedPolicy(checkpoint=checkpoint, config=config, policies=policies, actor=actor, device=device)
+
+
+_DAMAGE_SEEN: dict[tuple[Path, int, int], str | None] = {}
+
+
+def _training_damage_once(checkpoint: Checkpoint) -> str | None:
+    """training_damage, checked once per file version (transfer loads the same file at every team size)."""
+    status = checkpoint.path.stat()
+    key = (checkpoint.path.resolve(), status.st_mtime_ns, status.st_size)
+    if key not in _DAMAGE_SEEN:
+        _DAMAGE_SEEN[key] = training_damage(checkpoint)
+    return _DAMAGE_SEEN[key]
 
 
 def _with_team_size(

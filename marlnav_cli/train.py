@@ -15,6 +15,7 @@ from torchrl.modules import ProbabilisticActor
 from torchrl.objectives.value import GAE
 
 from marlnav_cli.checkpoint import (
+    OPTIMIZER_PREFIX,
     Checkpoint,
     load_optimizer,
     load_weights,
@@ -26,7 +27,7 @@ from marlnav_cli.checkpoint import (
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env
-from marlnav_cli.errors import TrainingDiverged
+from marlnav_cli.errors import CheckpointError, MarlnavError, TrainingDiverged
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
@@ -226,13 +227,61 @@ def _restore(state: TrainState, resume: Checkpoint) -> None:
 
 
 def check_resumable(resume: Checkpoint) -> None:
-    """Load everything a resume would into scratch modules on the CPU: a bad part of the checkpoint is
-    refused before any output is touched, not halfway into a run."""
+    """Load everything a resume would into scratch modules on the CPU, after checking that the summary,
+    the history and the optimiser's step counts tell one story: a bad part of the checkpoint is refused
+    before any output is touched, not halfway into a run."""
+    _check_records_agree(resume)
     cpu = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
         env = make_env(resume.config, num_envs=1, seed=resume.config.seed, device=cpu)
         _restore(_build_state(resume.config, env, cpu), resume)
         env.close()
+
+
+def training_damage(checkpoint: Checkpoint) -> str | None:
+    """Why this checkpoint could not be resumed, or None: what commands that only run the policy warn
+    about. A policy-only file (from export) has no training part, so nothing in it is damaged."""
+    if checkpoint.summary.get("policy_only"):
+        return None
+    try:
+        check_resumable(checkpoint)
+    except MarlnavError as error:
+        return str(error)
+    return None
+
+
+def _check_records_agree(resume: Checkpoint) -> None:
+    """The summary, the history and Adam's step counts agree: frames are whole batches, one record per
+    iteration, and every parameter stepped once per minibatch of every epoch of every iteration."""
+    config, history, path = resume.config, resume.history, resume.path
+    for row in history:
+        if row["frames"] != row["iteration"] * config.frames_per_batch:
+            raise CheckpointError(
+                f"{path} is inconsistent: its history's iteration {row['iteration']} records {row['frames']} "
+                f"frames, not {row['iteration']} batches of {config.frames_per_batch}"
+            )
+    told = {
+        "frames": history[-1]["frames"] if history else 0,
+        "iterations": len(history),
+        "final_reward": history[-1]["reward_mean"] if history else None,
+    }
+    for key, value in told.items():
+        if key in resume.summary and resume.summary[key] != value:
+            raise CheckpointError(
+                f"{path} is inconsistent: its summary says {key} {resume.summary[key]!r}, its history {value!r}"
+            )
+    updates = len(history) * config.num_epochs * config.minibatches_per_epoch
+    for name, tensor in resume.tensors.items():
+        if not name.startswith(OPTIMIZER_PREFIX):
+            continue
+        if name.endswith(".step") and not (tensor.numel() == 1 and float(tensor.reshape(())) == updates):
+            raise CheckpointError(
+                f"{path} is inconsistent: its optimiser state {name} counts {tensor.reshape(-1)[:1].tolist()} steps, "
+                f"its history {updates} ({len(history)} iterations x {config.num_epochs} epochs x "
+                f"{config.minibatches_per_epoch} minibatches)"
+            )
+        if name.endswith(".exp_avg_sq") and tensor.is_floating_point() and (tensor < 0).any():
+            raise CheckpointError(f"{path}: {name} holds negative values (Adam's second moment cannot)")
 
 
 def _advantage_module(config: TrainConfig, group: AgentGroup, critic: TensorDictModule) -> GAE:

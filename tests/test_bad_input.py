@@ -66,6 +66,9 @@ CASES = {
     "inspect-envs-huge": (["inspect-specs", "--num-envs", "1000000000000"], "GiB"),
     "evaluate-episodes-huge": (["evaluate", "{ckpt}", "--episodes", "1000000000000"], "GiB"),
     "empty-out": (["train", *TINY_TRAIN, "--out", ""], "empty"),
+    # Options that another option leaves unused are checked all the same
+    "eval-episodes-negative-unused": (["train", "--eval-every", "0", "--eval-episodes", "-1"], "--eval-episodes"),
+    "eval-episodes-huge-unused": (["train", "--eval-every", "0", "--eval-episodes", "100000000000"], "GiB"),
     # Threads
     "train-threads-zero": (["train", "--threads", "0"], "--threads must be from 1 to 1024"),
     "evaluate-threads-huge": (["evaluate", "{ckpt}", "--threads", "100000"], "--threads must be from 1 to 1024"),

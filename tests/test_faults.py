@@ -29,13 +29,12 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         return tensors, dict(reader.metadata())
 
 
-def _tampered(source: Path, target: Path, *, tensors=None, metadata=None) -> Path:
+def _tampered(source: Path, target: Path, *, tensors=None, metadata=None, without: str | None = None) -> Path:
     original_tensors, original_metadata = _load(source)
-    save_file(
-        {**original_tensors, **(tensors or {})} if tensors is not None else original_tensors,
-        str(target),
-        metadata={**original_metadata, **(metadata or {})},
-    )
+    kept = {
+        name: tensor for name, tensor in original_tensors.items() if without is None or not name.startswith(without)
+    }
+    save_file({**kept, **(tensors or {})}, str(target), metadata={**original_metadata, **(metadata or {})})
     return target
 
 
@@ -135,6 +134,56 @@ def test_tampered_checkpoints_are_refused_whole_before_use(cli, checkpoint: Path
         before = path.read_bytes()
         _one_line_refusal(cli("train", "--resume", path, "--frames", "400", "--device", "cpu", "--quiet"), message)
         assert path.read_bytes() == before
+
+
+def _summary_with(source: Path, **changes) -> str:
+    summary = json.loads(_load(source)[1]["summary"])
+    summary.update(changes)
+    return json.dumps(summary)
+
+
+def _training_part_damage(checkpoint: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Files whose policy is sound but whose training part (critic, Adam, RNG, records) is not."""
+    tensors, _ = _load(checkpoint)
+    moment = _first(tensors, "optimizer.")
+    second_moment = next(name for name in sorted(tensors) if name.endswith(".exp_avg_sq"))
+    step = next(name for name in sorted(tensors) if name.startswith("optimizer.") and name.endswith(".step"))
+    cases = {
+        "critic-missing": (None, None, "critic.", "critic weights don't fit"),
+        "optimizer-nan": ({moment: torch.full_like(tensors[moment], float("nan"))}, None, None, "NaN or infinite"),
+        "adam-negative": ({second_moment: -torch.ones_like(tensors[second_moment])}, None, None, "negative values"),
+        "adam-absurd-steps": ({step: torch.full_like(tensors[step], 1e9)}, None, None, "counts [1000000000.0] steps"),
+        "rng-wrong-length": ({"rng.torch": tensors["rng.torch"][:100]}, None, None, "not a random-number state"),
+        "rng-wrong-keys": ({"rng.vmas.numpy.keys": tensors["rng.vmas.numpy.keys"].float()}, None, None, "random"),
+        "summary-frames": (None, {"summary": _summary_with(checkpoint, frames=123)}, None, "summary says frames 123"),
+        "summary-iterations": (None, {"summary": _summary_with(checkpoint, iterations=7)}, None, "iterations 7"),
+    }
+    return {
+        name: (_tampered(checkpoint, tmp_path / f"{name}.safetensors", tensors=t, metadata=m, without=w), message)
+        for name, (t, m, w, message) in cases.items()
+    }
+
+
+def _one_warning(result, message: str) -> None:
+    """Exit 0 and exactly one `warning:` line, naming the damage and that the file cannot be resumed."""
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and message in warnings[0] and "cannot be resumed" in warnings[0], result.stderr
+
+
+def test_a_damaged_training_part_is_named_by_every_reading_command(cli, checkpoint: Path, tmp_path: Path) -> None:
+    """The policy still evaluates, renders, exports and transfers, each with one warning line; resume refuses."""
+    for name, (path, message) in _training_part_damage(checkpoint, tmp_path).items():
+        _one_warning(cli("evaluate", path, "--episodes", "2", "--device", "cpu"), message)
+        _one_warning(cli("render", path, tmp_path / f"{name}.gif", "--device", "cpu"), message)
+        _one_warning(cli("export", path, tmp_path / f"{name}-policy.safetensors"), message)
+        _one_warning(cli("transfer", path, "--agents", "2,3", "--episodes", "2", "--out", tmp_path / "t.png"), message)
+        _one_refusal = cli("train", "--resume", path, "--frames", "400", "--device", "cpu", "--quiet")
+        _one_line_refusal(_one_refusal, message)
+        exported = cli("evaluate", tmp_path / f"{name}-policy.safetensors", "--episodes", "2", "--device", "cpu")
+        assert exported.exit_code == 0 and "warning" not in exported.stderr  # nothing in a policy-only file is damaged
+    sound = cli("evaluate", checkpoint, "--episodes", "2", "--device", "cpu")
+    assert sound.exit_code == 0 and "warning" not in sound.stderr
 
 
 def test_disk_full_during_training_keeps_the_last_good_checkpoint(cli, tmp_path: Path, monkeypatch) -> None:
@@ -290,23 +339,34 @@ def _mutations(path: Path, rng: random.Random):
 
 
 def test_random_mutations_of_a_checkpoint_never_give_a_traceback(cli, checkpoint: Path, tmp_path: Path) -> None:
-    """Every time: exit 0 with a valid report, or exit 2 with one line. A traceback fails the test."""
+    """Every time, through every command that reads a checkpoint: exit 0 with a valid report (and at most
+    one warning line), or exit 2 with one line. A traceback fails the test. evaluate and resume read every
+    mutation; render, export and transfer every fourth (seconds each)."""
     source = tmp_path / "source.safetensors"
     source.write_bytes(checkpoint.read_bytes())
     mutated = tmp_path / "case.safetensors"
     outcomes = {0: 0, 2: 0}
     for number, (kind, content) in enumerate(_mutations(source, random.Random(20261127))):
         mutated.write_bytes(content)
-        for args in (
+        readers = [
             ["evaluate", mutated, "--episodes", "2", "--device", "cpu", "--json"],
             ["train", "--resume", mutated, "--device", "cpu", "--quiet", "--json"],
-        ):
+        ]
+        if number % 4 == 0:
+            readers += [
+                ["render", mutated, tmp_path / "case.gif", "--device", "cpu", "--json"],
+                ["export", mutated, tmp_path / "case-policy.safetensors", "--json"],
+                ["transfer", mutated, "--agents", "2", "--episodes", "2", "--out", tmp_path / "t.png", "--json"],
+            ]
+        for args in readers:
             result = cli(*args)
             assert result.exit_code in (0, 2), (number, kind, args[0], result.stderr)
+            lines = result.stderr.strip().splitlines()
             if result.exit_code == 2:
-                assert len(result.stderr.strip().splitlines()) == 1, (number, kind, result.stderr)
+                assert len(lines) == 1 and lines[0].startswith("error:"), (number, kind, result.stderr)
             else:
                 assert isinstance(result.json(), dict)
+                assert len([line for line in lines if line.startswith("warning:")]) <= 1, result.stderr
             outcomes[result.exit_code] += 1
     assert outcomes[2] > 0 and outcomes[0] > 0  # the mutations both break and spare checkpoints
 
