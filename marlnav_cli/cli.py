@@ -934,24 +934,30 @@ def sweep(
     _exit_if_trials_failed(outcome)
 
 
+# A scenario's own rate, in order of preference: success, the goal (goal-or-failure ends), ended early.
+_RATES = (("eval_success_rate", "success"), ("eval_goal_rate", "goal"), ("eval_ended_early_rate", "ended early"))
+
+
 def _print_trial_result(row: dict[str, Any], done: int, total: int) -> None:
-    detail = (
-        f"reward {_number(row['eval_mean_reward'])}, success {_number(row['eval_success_rate'], 2)}"
-        if row["status"] == "ok"
-        else f"failed: {row['error']}"
+    figure = next(
+        (f"{label} {_number(row[key], 2)}" for key, label in _RATES if row.get(key) is not None),
+        "success n/a",
     )
+    ok = row["status"] == "ok"
+    detail = f"reward {_number(row['eval_mean_reward'])}, {figure}" if ok else f"failed: {row['error']}"
     err_console.print(f"[{done}/{total}] {escape(row['trial'])}: {escape(detail)}")
 
 
 def _print_sweep_summary(outcome: Any) -> None:
     folder = outcome.folder
     table = Table(title=f"sweep {escape(str(folder))}: evaluated figures across seeds (95% bootstrap intervals)")
-    # Where the end can be the goal or a failure, the goal rate stands where success would (with the failure rate).
-    has_goal, has_success = (
-        any(f"{m}_mean" in e for e in outcome.summary) for m in ("eval_goal_rate", "eval_success_rate")
-    )
-    rate = "eval_goal_rate" if has_goal and not has_success else "eval_success_rate"
-    name = "success" if rate == "eval_success_rate" else "goal"
+    # The scenario's own figure: success; else, where the end can be the goal or a failure, the goal rate
+    # (with the failure rate); else, where an end means only failure, how often episodes ended early.
+    rate, name = "eval_success_rate", "success"
+    for metric, label in _RATES:
+        if any(f"{metric}_mean" in entry for entry in outcome.summary):
+            rate, name = metric, label
+            break
     # Means above their intervals, two-line headers, the config folding: the table reads at 80 columns.
     table.add_column("config", overflow="fold")
     columns = ["seeds\nok", "reward", f"{name}\n(worst seed)"] + (["failure"] if name == "goal" else [])

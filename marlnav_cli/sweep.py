@@ -31,6 +31,7 @@ EVALUATED_FIGURES = (
     "eval_success_rate",
     "eval_goal_rate",
     "eval_failure_rate",
+    "eval_ended_early_rate",
     "eval_collisions",
     "eval_mean_length",
 )
@@ -190,6 +191,7 @@ def run_trial(trial: Trial, episodes: int, device_name: str, threads: int) -> di
             eval_success_rate=report.policy.success_rate,
             eval_goal_rate=report.policy.goal_rate,
             eval_failure_rate=report.policy.failure_rate,
+            eval_ended_early_rate=report.policy.ended_early_rate,
             eval_collisions=report.policy.mean_collisions,
             eval_mean_length=report.policy.mean_length,
             final_train_reward=outcome.state.final_reward,

@@ -232,3 +232,23 @@ def test_summary_table_gives_each_figure_or_n_a(monkeypatch) -> None:
     assert "0.850" in lines[first] and "50.5" in lines[first] and "0.05" in lines[first]
     assert "[0.800, 0.900]" in lines[first + 1] and "(0.800)" in lines[first + 2]
     assert "3.500" in lines[second] and "[3.000, 4.000]" in lines[second + 1] and lines[second].count("n/a") == 1
+
+
+def test_summary_table_shows_how_often_episodes_ended_where_an_end_is_only_failure(monkeypatch) -> None:
+    """road_traffic-like trials (an end is a crash: no success, no goal) show the ended-early rate."""
+    from rich.console import Console
+
+    from marlnav_cli import cli
+    from marlnav_cli.sweep import SweepOutcome, Trial, summarise
+
+    trials = [Trial(f"lr=1-seed{seed}", {"lr": 1}, None, Path(".")) for seed in (0, 1)]
+    rows = [
+        {"trial": f"lr=1-seed{seed}", "seed": seed, "status": "ok", "eval_mean_reward": 1.0, "eval_mean_length": 80.0}
+        | {"eval_success_rate": None, "eval_goal_rate": None, "eval_ended_early_rate": rate}
+        for seed, rate in ((0, 0.25), (1, 0.75))
+    ]
+    recorder = Console(record=True, width=200)
+    monkeypatch.setattr(cli, "console", recorder)
+    cli._print_sweep_summary(SweepOutcome(folder=Path("sweep"), rows=rows, summary=summarise(rows, trials)))
+    text = recorder.export_text()
+    assert "ended early" in text and "0.500" in text and "success" not in text
