@@ -837,8 +837,10 @@ def _compare_table(rows: list[Any], out: Path) -> Table:
             escape(row.run),
             *details,
             str(row.frames),
-            f"{row.final_reward:.3f}",
-            f"{row.best_reward:.3f}",
+            _number(row.final_reward)
+            if row.final_reward_by_group is None
+            else "\n".join(f"{name} {value:.3f}" for name, value in row.final_reward_by_group.items()),
+            _number(row.best_reward),
             _number(row.evaluated_success, 2),
             f"{row.wall_s:.1f}",
         )

@@ -13,7 +13,7 @@ from typing import Any
 from marlnav_cli.config import MAX_CONFIG_FILE_BYTES, TrainConfig, read_small_text
 from marlnav_cli.errors import ConfigError, MarlnavError
 from marlnav_cli.files import check_writable
-from marlnav_cli.metrics import new_figure, save_figure
+from marlnav_cli.metrics import group_names, new_figure, save_figure
 
 MAX_METRICS_BYTES = 256 << 20
 _NUMBERS = ("frames", "reward_mean", "wall_s")  # what the table and the curves read from each row
@@ -36,8 +36,9 @@ class RunSummary:
     n_agents: int
     seed: int
     frames: int
-    final_reward: float
-    best_reward: float
+    final_reward: float | None  # None where the run has several groups: a mean over teams means nothing
+    best_reward: float | None
+    final_reward_by_group: dict[str, float] | None  # each group's, where there are several
     evaluated_success: float | None  # the last evaluation during training; None without one or success
     wall_s: float
 
@@ -74,21 +75,25 @@ def _is_finite_number(value: Any) -> bool:
 
 
 def summarise_runs(runs: list[Run]) -> list[RunSummary]:
-    return [
-        RunSummary(
-            run=run.folder.name,
-            algorithm=run.config.algorithm,
-            scenario=run.config.scenario,
-            n_agents=run.config.n_agents,
-            seed=run.config.seed,
-            frames=run.history[-1]["frames"],
-            final_reward=run.history[-1]["reward_mean"],
-            best_reward=max(row["reward_mean"] for row in run.history),
-            evaluated_success=_last_evaluated_success(run.history),
-            wall_s=run.history[-1]["wall_s"],
-        )
-        for run in runs
-    ]
+    return [_summary(run) for run in runs]
+
+
+def _summary(run: Run) -> RunSummary:
+    last = run.history[-1]
+    groups = group_names(last)
+    return RunSummary(
+        run=run.folder.name,
+        algorithm=run.config.algorithm,
+        scenario=run.config.scenario,
+        n_agents=run.config.n_agents,
+        seed=run.config.seed,
+        frames=last["frames"],
+        final_reward=None if groups else last["reward_mean"],
+        best_reward=None if groups else max(row["reward_mean"] for row in run.history),
+        final_reward_by_group={name: last[f"{name}/reward_mean"] for name in groups} or None,
+        evaluated_success=_last_evaluated_success(run.history),
+        wall_s=last["wall_s"],
+    )
 
 
 def _last_evaluated_success(history: list[dict[str, Any]]) -> float | None:

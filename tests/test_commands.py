@@ -273,6 +273,11 @@ def test_competing_teams_end_with_a_reward_per_team_never_their_mean(cli, tmp_pa
     assert "adversary" in done_line and "agent" in done_line
     report = cli("train", *options, "--overwrite", "--json").json()
     assert set(report["final_reward"]) == {"adversary", "agent"}
+    compared = cli("compare", tmp_path / "tag", "--out", tmp_path / "tag.png", "--json").json()["runs"][0]
+    assert compared["final_reward"] is None and compared["best_reward"] is None
+    assert set(compared["final_reward_by_group"]) == {"adversary", "agent"}
+    table = cli("compare", tmp_path / "tag", "--out", tmp_path / "tag.png").stdout
+    assert "adversary" in table and "agent" in table
 
 
 def test_learning_curve_legend_names_the_dashed_episode_length(tmp_path: Path, monkeypatch) -> None:
