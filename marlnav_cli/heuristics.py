@@ -6,7 +6,6 @@ benchmark evaluates each heuristic exactly as it evaluates a policy (same episod
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +43,9 @@ class HeuristicActor(TensorDictModuleBase):
 
 def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailable:
     """The scenario's heuristic for continuous actions, or why there is none to run."""
-    module = importlib.import_module(f"vmas.scenarios.{config.scenario}")
+    from vmas.scenarios import load
+
+    module = load(f"{config.scenario}.py")  # VMAS's own lookup: MPE and debug scenarios live in subfolders
     policy_class = getattr(module, "HeuristicPolicy", None)
     if policy_class is None:
         return HeuristicUnavailable(f"VMAS ships no heuristic for {config.scenario}")

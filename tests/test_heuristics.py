@@ -31,3 +31,7 @@ def test_scenarios_without_a_usable_heuristic_say_why() -> None:
         "VMAS ships no heuristic for give_way"
     )
     assert isinstance(heuristic_actor(TrainConfig(scenario="wheel", discrete=True)), HeuristicUnavailable)
+    # MPE and debug scenarios live in VMAS's subfolders: found, and said to have none
+    assert heuristic_actor(TrainConfig(scenario="simple_spread")) == HeuristicUnavailable(
+        "VMAS ships no heuristic for simple_spread"
+    )
