@@ -1046,7 +1046,7 @@ def scenarios(
         bool,
         typer.Option(
             "--markdown",
-            help="With --details: the table as Markdown (README's and docs/scenarios.md's are this output).",
+            help="With --details: the table as Markdown (docs/scenarios.md's is this output).",
             metavar="",
         ),
     ] = False,
@@ -1102,7 +1102,7 @@ def _scenarios_table(described: list[dict[str, Any]]) -> Table:
 
 
 def scenarios_markdown(described: list[dict[str, Any]]) -> str:
-    """`scenarios --details` as the Markdown table README and docs/scenarios.md hold (tests compare them)."""
+    """`scenarios --details` as the Markdown table docs/scenarios.md holds (a test compares them)."""
     lines = [
         "| scenario | agents: groups (observation size; continuous action size / discrete choices) "
         "| team size set by | episode end means |",
