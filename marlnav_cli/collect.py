@@ -51,7 +51,7 @@ class ExperienceCollector:
                 terminated[-1] = per_env(self.simulator.scenario.done(), done[-1].shape[0]).unsqueeze(-1)
         terminated = torch.stack(terminated, dim=1)
         done = torch.stack(done, dim=1)
-        batch: dict = {"next": {"done": done, "terminated": terminated.clone()}}
+        batch: dict = {"next": {"done": done, "terminated": terminated}}
         for group, steps in zip(self.groups, per_group):
             stacked = {name: torch.stack(values, dim=1) for name, values in steps.items()}
             batch[group.name] = {"observation": stacked["observation"], "action": stacked["action"]}

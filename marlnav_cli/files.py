@@ -132,11 +132,11 @@ def require_checkpoint_file(path: Path) -> Path:
     """The checks a checkpoint path gets before anything heavy is imported: it exists, is a file, is not
     empty. A bare name that is no file here is a shipped policy's name (`marlnav evaluate
     navigation-3ag-mappo`), from any folder and from an installed wheel."""
-    if not path.exists() and path.parent == Path(".") and path.name.removesuffix(".safetensors") in shipped_policies():
-        return shipped_policies()[path.name.removesuffix(".safetensors")]
     if not path.exists():
-        shipped = ", ".join(shipped_policies())
-        raise CheckpointError(f"checkpoint {path} does not exist (shipped policies, by name: {shipped})")
+        shipped, name = shipped_policies(), path.name.removesuffix(".safetensors")
+        if path.parent == Path(".") and name in shipped:
+            return shipped[name]
+        raise CheckpointError(f"checkpoint {path} does not exist (shipped policies, by name: {', '.join(shipped)})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is not a file")
     if path.stat().st_size == 0:
