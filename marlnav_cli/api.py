@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from marlnav_cli.episodes import EvaluationReport
     from marlnav_cli.experiment import RunFiles, TrainOutcome
     from marlnav_cli.media import RenderedMedia
+    from marlnav_cli.sweep import SweepResources
     from marlnav_cli.train import TrainState
+    from marlnav_cli.tune import TunePlan
 
 
 def train(
@@ -155,3 +157,55 @@ def export(checkpoint: str | Path, out: str | Path, *, threads: int | None = Non
     from marlnav_cli.exporting import export_policy_file
 
     return export_policy_file(Path(checkpoint), Path(out))
+
+
+def plan_tune(
+    settings: dict[str, Any],
+    *,
+    trials: int = 20,
+    objective: str | None = None,
+    space: str | Path | None = None,
+    seeds_per_trial: int = 1,
+    final_seeds: str = "100-102",
+    prune: bool = True,
+    sampler_seed: int = 0,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    scenario_args: dict[str, Any] | None = None,
+    episodes: int = 200,
+    out: str | Path | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_parallel: int = 2,
+    device: str = "cpu",
+    command: str = "",
+) -> tuple[TunePlan, SweepResources]:
+    """A search `marlnav tune` can run (tune.tune_and_report), every input checked before Ray starts: the
+    settings, the space, the objective against the scenario, the seeds, the resources."""
+    from marlnav_cli.experiment import resolve_train_config
+    from marlnav_cli.search_space import read_space
+    from marlnav_cli.sweep import SweepResources
+    from marlnav_cli.tune import import_tune
+    from marlnav_cli.tune import plan_tune as plan
+
+    import_tune()
+    given = given_settings(
+        settings, scenario_args=scenario_args, config_file=Path(config_file) if config_file is not None else None
+    )
+    base = resolve_train_config(given, preset=preset)
+    resources = SweepResources(episodes, device, address, cpus_per_trial, gpus_per_trial, max_parallel).check()
+    tune_plan = plan(
+        base,
+        read_space(Path(space) if space is not None else None, base),
+        objective=objective,
+        trials=trials,
+        seeds_per_trial=seeds_per_trial,
+        final_seeds=final_seeds,
+        episodes=episodes,
+        prune=prune,
+        sampler_seed=sampler_seed,
+        folder=Path(out) if out is not None else None,
+        command=command or f"marlnav tune --scenario {base.scenario} --trials {trials}",
+    )
+    return tune_plan, resources

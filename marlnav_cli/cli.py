@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import math
+import shlex
 import sys
 import warnings
 from collections.abc import Iterator
@@ -994,6 +995,184 @@ def _exit_if_trials_failed(outcome: Any) -> None:
 
 @app.command(
     cls=_Command,
+    epilog="Examples:\n\n  marlnav tune --scenario navigation --trials 40\n\n"
+    "  marlnav tune --scenario balance --trials 30 --frames 600000 --objective goal --max-parallel 2\n\n"
+    "  marlnav tune --scenario sampling --space my-space.toml --seeds-per-trial 2 --final-seeds 100-104\n\n"
+    "  marlnav tune --scenario navigation --trials 100 --address 10.0.0.5:6379\n\n"
+    "A space file names training settings, each a choice or a range:\n\n"
+    "  lr = { low = 1e-4, high = 5e-3, log = true }\n\n"
+    "  gamma = { values = [0.9, 0.95, 0.99] }",
+)
+@functools.partial(with_config_options, leave_out=("seed",))  # --seeds-per-trial and --final-seeds set them
+def tune(
+    settings: dict[str, Any],
+    trials: Annotated[int, typer.Option(help="Trials the search runs (each: train, then evaluate).", metavar="N")] = 20,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="What the search maximises, evaluated on held-out episodes: success, goal or reward "
+            "(default: success where the scenario's end means success, goal where it can be the goal or a "
+            "failure, else reward).",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML search space over training settings (default: a PPO space of lr, gamma, lmbda, epochs, "
+            "minibatch size, entropy, clip, net width, batch size and advantage normalisation).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
+    seeds_per_trial: Annotated[
+        int, typer.Option(help="Runs per trial (seeds 0 to K-1); its objective is their mean.", metavar="K")
+    ] = 1,
+    final_seeds: Annotated[
+        str,
+        typer.Option(help="Seeds the best settings are re-trained on: the reported result.", metavar="TEXT"),
+    ] = "100-102",
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="Stop trials that trail the others at the same frames (ASHA, on evaluations during training).",
+            metavar="",
+        ),
+    ] = True,
+    sampler_seed: Annotated[int, typer.Option(help="Seed of Optuna's TPE sampler.", metavar="N")] = 0,
+    preset: Preset = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Base settings from TOML, over the preset.", show_default=False, metavar="PATH"),
+    ] = None,
+    scenario_arg: ScenarioArgs = None,
+    episodes: Annotated[int, typer.Option(help="Held-out evaluation episodes per run.", metavar="N")] = 200,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Search folder (default: checkpoints/tune-<scenario>-<hash of the search>, so the same command "
+            "resumes).",
+            show_default=False,
+            metavar="PATH",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS",
+            help="Ray cluster to run on (default: a local Ray on 127.0.0.1).",
+            show_default=False,
+            metavar="HOST:PORT",
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.", metavar="X")] = 1.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).", metavar="X")
+    ] = 0.0,
+    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.", metavar="N")] = 2,
+    device: Device = "cpu",
+    as_json: AsJson = False,
+) -> None:
+    """Search training settings with Optuna's TPE on Ray Tune; re-train the best on unseen seeds."""
+    from marlnav_cli import api
+
+    plan, resources = api.plan_tune(
+        settings,
+        trials=trials,
+        objective=objective,
+        space=space,
+        seeds_per_trial=seeds_per_trial,
+        final_seeds=final_seeds,
+        prune=prune,
+        sampler_seed=sampler_seed,
+        preset=preset,
+        config_file=config_file,
+        scenario_args=parse_scenario_args(scenario_arg) if scenario_arg else None,
+        episodes=episodes,
+        out=out,
+        address=address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_parallel=max_parallel,
+        device=device,
+        command=shlex.join(["marlnav", *_invocation]),
+    )
+    err_console.print(
+        f"tune folder: {escape(str(plan.folder))} ({plan.trials} trials, {plan.objective}, "
+        f"{', '.join(parameter.describe() for parameter in plan.space)})"
+    )
+    from marlnav_cli.tune import tune_and_report
+
+    outcome = tune_and_report(
+        plan, resources, on_line=lambda line: err_console.print(escape(line)), on_final=_print_trial_result
+    )
+    if as_json:
+        _print_json(_tune_json(outcome))
+    else:
+        _print_tune(outcome)
+    if outcome.best is None:
+        err_console.print("error: no trial completed; trials.csv holds each trial's error")
+        raise typer.Exit(1)
+    if outcome.final is not None:
+        _exit_if_trials_failed(outcome.final)
+
+
+def _tune_json(outcome: Any) -> dict[str, Any]:
+    return {
+        "folder": str(outcome.plan.folder),
+        "objective": outcome.plan.objective,
+        "trials": [row.as_csv() for row in outcome.rows],
+        "best": {"trial": outcome.best.trial, "settings": outcome.best.settings, "objective": outcome.best.objective}
+        if outcome.best
+        else None,
+        "final": outcome.final_figures,
+        "importance": outcome.importance,
+    }
+
+
+def _print_tune(outcome: Any) -> None:
+    plan = outcome.plan
+    table = Table(title=f"tune {escape(str(plan.folder))}: {plan.objective} on held-out episodes")
+    table.add_column("trial", overflow="fold")
+    table.add_column("settings", overflow="fold")
+    table.add_column(plan.objective, justify="right")
+    table.add_column("status", overflow="fold")  # a failed trial's error, whole
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in sorted(outcome.rows, key=lambda row: (row.objective is None, -(row.objective or 0.0))):
+        settings = ", ".join(
+            f"{name} {f'{value:.3g}' if isinstance(value, float) else value}" for name, value in row.settings.items()
+        )
+        status = row.status if not row.error else f"failed: {row.error}"
+        table.add_row(
+            escape(row.trial), escape(settings), _number(row.objective), escape(status), f"{row.wall_s:.0f} s"
+        )
+    console.print(table)
+    if outcome.importance:
+        console.print(
+            "importance (fANOVA): "
+            + ", ".join(f"{name} {value:.2f}" for name, value in list(outcome.importance.items())[:5])
+        )
+    if outcome.best is None:
+        return
+    figures = outcome.final_figures or {}
+    metric = plan.metric
+    if f"{metric}_mean" in figures:
+        console.print(
+            f"result: the best settings ({escape(outcome.best.trial)}, search's own {_number(outcome.best.objective)})"
+            f" re-trained on seeds {escape(','.join(map(str, plan.final_seeds)))}: {plan.objective} "
+            f"{_mean_and_interval(figures, metric)} (worst seed {_number(figures[f'{metric}_min'])})"
+        )
+    folder = plan.folder
+    console.print(
+        f"trials: {escape(str(folder / 'trials.csv'))}, best config: {escape(str(folder / 'best-config.toml'))}, "
+        f"zoo entry: {escape(str(folder / 'zoo-entry.toml'))}, plot: {escape(str(folder / 'tune.png'))}"
+    )
+
+
+@app.command(
+    cls=_Command,
     epilog="Examples:\n\n  marlnav export checkpoints/RUN/policy.safetensors policy.onnx\n\n"
     "  marlnav export checkpoints/RUN/policy.safetensors checkpoints/navigation-3ag-mappo.safetensors",
 )
@@ -1187,8 +1366,12 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
 
 
+_invocation: list[str] = []  # the arguments of the running command, which tune records in its zoo entry
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the app and return its exit code; bad input of any kind becomes one line and code 2."""
+    _invocation[:] = sys.argv[1:] if argv is None else argv
     try:
         with _warnings_as_lines():
             result = app(args=argv, prog_name="marlnav", standalone_mode=False)

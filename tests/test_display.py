@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from marlnav_cli.config import preset_config
 from marlnav_cli.display import NO_DISPLAY_MESSAGE, ensure_display
 from marlnav_cli.errors import RenderError
 
@@ -45,6 +46,29 @@ def test_tables_read_at_80_columns(cli, checkpoint: Path, trained_run: Path, mon
         entry |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
     entry |= {"eval_mean_length_mean": 50.6, "eval_collisions_mean": 0.07}
     commands._print_sweep_summary(SimpleNamespace(folder=trained_run.parent / "sweep", summary=[entry]))
+    outputs.append(capsys.readouterr().out)
+    from marlnav_cli.search_space import read_space
+    from marlnav_cli.tune import TrialRow
+
+    space = read_space(None, preset_config("fast"))
+    settings = {parameter.name: (parameter.values or (parameter.low,))[0] for parameter in space}
+    rows = [
+        TrialRow("3f2a1b0c", settings, 0.995, "complete", 96_000, 31.2, {}),
+        TrialRow("5e6f7a8b", settings, None, "stopped early", 12_000, 4.0, {}),
+        TrialRow("9c0d1e2f", settings, None, "failed", 0, 0.5, {}, error="ConfigError: " + "x" * 200),
+    ]
+    plan = SimpleNamespace(
+        objective="success", metric="eval_success_rate", folder=trained_run.parent / "t", final_seeds=[100, 101, 102]
+    )
+    final = {
+        "eval_success_rate_mean": 0.99,
+        "eval_success_rate_ci_low": 0.98,
+        "eval_success_rate_ci_high": 1.0,
+        "eval_success_rate_min": 0.98,
+    }
+    commands._print_tune(
+        SimpleNamespace(plan=plan, rows=rows, importance={"lr": 0.5}, best=rows[0], final_figures=final)
+    )
     outputs.append(capsys.readouterr().out)
     for output in outputs:
         table_lines = [line for line in output.splitlines() if line[:1] in "┏┃┡│└"]

@@ -21,6 +21,7 @@ COMMANDS = [
     "transfer",
     "compare",
     "sweep",
+    "tune",
     "export",
     "scenarios",
     "version",
