@@ -32,6 +32,7 @@ from marlnav_cli.config import (
     flag_of,
     parse_scenario_args,
     preset_config,
+    team_settings,
 )
 from marlnav_cli.episode_end import EpisodeEnd
 from marlnav_cli.errors import MarlnavError, MarlnavWarning
@@ -203,16 +204,16 @@ def _config_parameters(leave_out: tuple[str, ...]) -> list[inspect.Parameter]:
     """One option per TrainConfig setting, described by the config's own field metadata."""
     parameters = []
     for field in fields(TrainConfig):
-        if field.name in ("scenario_args", *leave_out):
+        if field.name in ("scenario_args", "team_sizes", *leave_out):  # --n-agents gives team sizes
             continue
-        kind = _FIELD_TYPES[str(field.type)]
+        kind = str if field.name == "n_agents" else _FIELD_TYPES[str(field.type)]  # a size, range or list
         declaration = flag_of(field.name) + (f"/{field.metadata['off']}" if field.metadata.get("off") else "")
         option = typer.Option(
             declaration,
             help=_preset_help(field.metadata["help"], field.name),
             show_default=False,
             rich_help_panel=field.metadata["panel"],
-            metavar=_METAVARS[kind],
+            metavar="N" if field.name == "n_agents" else _METAVARS[kind],
         )
         parameters.append(
             inspect.Parameter(
@@ -230,7 +231,10 @@ def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
     @functools.wraps(command)
     def with_settings(**kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in names}
-        return command(settings={name: value for name, value in given.items() if value is not None}, **kwargs)
+        settings = {name: value for name, value in given.items() if value is not None}
+        if "n_agents" in settings:
+            settings |= team_settings(settings["n_agents"])
+        return command(settings=settings, **kwargs)
 
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "settings"]
     with_settings.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -245,6 +249,7 @@ def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
     "  marlnav train --preset tutorial\n\n"
     "  marlnav train --scenario transport            # transport's zoo entry\n\n"
     "  marlnav train --scenario transport --preset benchmarl --frames 600000\n\n"
+    "  marlnav train --n-agents 2-8 --frames 300000       # one policy for teams of 2 to 8\n\n"
     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
     "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000",
 )
@@ -779,7 +784,7 @@ def transfer(
 
 def _transfer_table(reports: list[Any], checkpoint: Path, episodes: int) -> Table:
     table = Table(
-        title=f"{escape(str(checkpoint))} (trained with {reports[0].trained_n_agents} agents): "
+        title=f"{escape(str(checkpoint))} (trained with {reports[0].trained_team} agents): "
         f"{episodes} episodes per team size"
     )
     # Two-line headers and an interval that never wraps: the table reads at 80 columns.
@@ -1200,7 +1205,13 @@ def export(
     detail = ""
     if "max_abs_difference" in result:
         detail = (
-            f"; onnxruntime matches marlnav on {result['observations_checked']} observations (largest difference "
+            f"; onnxruntime matches marlnav on {result['observations_checked']} observations"
+            + (
+                f" at team sizes {','.join(map(str, result['team_sizes_checked']))}"
+                if len(result["team_sizes_checked"]) > 1
+                else ""
+            )
+            + " (largest difference "
             f"{result['max_abs_difference']:.2g}, {100 * result['actions_at_edge']:.0f}% of action components "
             "at the box edges)"
         )

@@ -33,6 +33,8 @@ ADDED_LATER = {
     "reward_scale": 1.0,
     "anneal_entropy": False,
     "bootstrap_time_limit": False,
+    "team_sizes": "",
+    "critic": "mlp",
 }
 
 
@@ -52,7 +54,13 @@ class TrainConfig:
 
     scenario: str = setting("navigation", "VMAS scenario (marlnav scenarios lists them).", ENVIRONMENT)
     n_agents: int = setting(
-        3, "Number of agents, for scenarios that take it (else the scenario's own team).", ENVIRONMENT
+        3,
+        "Number of agents, for scenarios that take it (else the scenario's own team); a range or list (2-8, "
+        "2,4,8) trains one shared policy across those team sizes, a size per iteration in turn.",
+        ENVIRONMENT,
+    )
+    team_sizes: str = setting(
+        "", "The team sizes a run trains across (set through --n-agents; empty: --n-agents alone).", ENVIRONMENT
     )
     frames_per_batch: int = setting(6_000, "Frames per iteration (a multiple of --max-steps).", PPO)
     total_frames: int = setting(60_000, "Total frames to collect (rounded up to whole batches).", PPO, flag="--frames")
@@ -97,6 +105,12 @@ class TrainConfig:
     mappo: bool = setting(
         True, "Critic centralised over the agent's group (MAPPO) or local (IPPO).", MODEL, off="--ippo"
     )
+    critic: str = setting(
+        "mlp",
+        "MAPPO's critic: mlp (TorchRL's MultiAgentMLP over exactly the team's observations) or deepsets (each "
+        "agent's observation with the mean of the team's encodings: any team size, any agent order).",
+        MODEL,
+    )
     share_policy: bool = setting(True, "One policy network for all agents of a group.", MODEL, off="--no-share-policy")
     share_critic: bool = setting(True, "One critic network for all agents of a group.", MODEL, off="--no-share-critic")
     discrete: bool = setting(
@@ -113,6 +127,11 @@ class TrainConfig:
     @property
     def n_iters(self) -> int:
         return math.ceil(self.total_frames / self.frames_per_batch)
+
+    @property
+    def team_size_list(self) -> list[int]:
+        """The team sizes the run trains at: its team sizes, else n_agents alone."""
+        return parse_team_sizes(self.team_sizes) if self.team_sizes else [self.n_agents]
 
     @property
     def minibatches_per_epoch(self) -> int:
@@ -156,7 +175,32 @@ class TrainConfig:
             )
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
+        self._check_critic_and_team_sizes()
         return self
+
+    def _check_critic_and_team_sizes(self) -> None:
+        if self.critic not in CRITICS:
+            raise ConfigError(f"--critic takes {' or '.join(CRITICS)}, not {self.critic!r}")
+        if self.critic == "deepsets" and not self.mappo:
+            raise ConfigError("--critic deepsets pools over the team: it is MAPPO's critic (leave --ippo out)")
+        if not self.team_sizes:
+            return
+        sizes = parse_team_sizes(self.team_sizes)
+        if len(sizes) < 2 or self.team_sizes != format_team_sizes(sizes) or self.n_agents != max(sizes):
+            raise ConfigError(
+                f"team_sizes {self.team_sizes!r} must list two or more sizes as --n-agents gives them, "
+                f"with n_agents their largest"
+            )
+        if not (self.share_policy and self.share_critic):
+            raise ConfigError(
+                "--n-agents with several team sizes trains one shared policy and critic: leave "
+                "--no-share-policy and --no-share-critic out"
+            )
+        if self.mappo and self.critic != "deepsets":
+            raise ConfigError(
+                "MultiAgentMLP's centralised critic takes exactly one team size: use --critic deepsets with "
+                f"--n-agents {self.team_sizes}, or --ippo"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -346,6 +390,42 @@ def read_small_text(path: Path, what: str, limit: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+
+
+CRITICS = ("mlp", "deepsets")
+MAX_TEAM_SIZE = 1000  # VMAS's scenarios slow quadratically with team size: beyond this is a typo
+
+
+def parse_team_sizes(text: str) -> list[int]:
+    """'2-8', '2,4,8' or '1-8,12,16' into sorted distinct team sizes."""
+    if not re.fullmatch(r"[\d\s,-]+", text):
+        raise ConfigError(
+            f"--n-agents takes a team size, or a range or list of them such as 2-8 or 2,4,8; got {text!r}"
+        )
+    return parse_int_ranges(text, flag="--n-agents", most=MAX_TEAM_SIZE, smallest=1)
+
+
+def format_team_sizes(sizes: list[int]) -> str:
+    """Sorted sizes as --n-agents takes them: runs of consecutive sizes as ranges (1-8,12,16)."""
+    parts: list[str] = []
+    start = previous = sizes[0]
+    for size in [*sizes[1:], None]:
+        if size is not None and size == previous + 1:
+            previous = size
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if size is not None:
+            start = previous = size
+    return ",".join(parts)
+
+
+def team_settings(text: str) -> dict[str, Any]:
+    """--n-agents as settings: one size is n_agents; several are team_sizes, with n_agents the largest
+    (the team a run evaluates and renders by default)."""
+    sizes = parse_team_sizes(text)
+    if len(sizes) == 1:
+        return {"n_agents": sizes[0]}
+    return {"n_agents": max(sizes), "team_sizes": format_team_sizes(sizes)}
 
 
 def parse_scenario_args(items: list[str]) -> dict[str, Any]:

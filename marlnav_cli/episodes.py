@@ -120,6 +120,14 @@ class EvaluationReport:
     trained_frames: int | None = None
     n_agents: int | None = None
     trained_n_agents: int | None = None
+    trained_team_sizes: list[int] | None = None  # every size a run trained at (its team sizes, else n_agents)
+
+    @property
+    def trained_team(self) -> str:
+        """The team sizes trained at, as --n-agents takes them: '3', or '2-8'."""
+        from marlnav_cli.config import format_team_sizes
+
+        return format_team_sizes(self.trained_team_sizes or [self.trained_n_agents])
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON."""

@@ -156,8 +156,10 @@ def resolve_train_config(
     """
     if resume is None:
         start = starting_config(preset, overrides.get("scenario", TrainConfig.scenario))
-        config = dataclasses.replace(start, **overrides).validate()
-        return fit_team_size(config, explicit="n_agents" in overrides)
+        config = dataclasses.replace(start, **overrides)
+        if config.team_sizes and config.mappo and "critic" not in overrides:
+            config = dataclasses.replace(config, critic="deepsets")  # the centralised critic for any team size
+        return fit_team_size(config.validate(), explicit="n_agents" in overrides)
     resume.check_resumable()
     check_resumable(resume)
     done_frames = resume.history[-1]["frames"] if resume.history else 0
@@ -179,6 +181,14 @@ def resolve_train_config(
 def fit_team_size(config: ConfigT, *, explicit: bool) -> ConfigT:
     """The scenario's own team size where it ignores n_agents; asking for another one is refused, saying
     how that scenario's team is set. Checked before any run folder exists."""
+    if isinstance(config, TrainConfig) and config.team_sizes:
+        for size in config.team_size_list:  # each size built once: VMAS refuses a size it cannot take
+            if fixed_team_size(dataclasses.replace(config, n_agents=size)) is not None:
+                raise ConfigError(
+                    f"scenario {config.scenario!r} sets its own team size, so it cannot train across team "
+                    f"sizes; leave --n-agents {config.team_sizes} out"
+                )
+        return config
     fixed = fixed_team_size(config)
     if fixed is None or fixed == config.n_agents:
         return config
@@ -458,7 +468,7 @@ def _with_team_size(
             f"{checkpoint.path} has one set of weights per agent (trained with --no-share-policy), "
             f"so it cannot act for {n_agents} agents; train with a shared policy"
         )
-    other = dataclasses.replace(trained, n_agents=n_agents).validate()
+    other = dataclasses.replace(trained, n_agents=n_agents, team_sizes="").validate()
     if fixed_team_size(other) is not None:
         raise ConfigError(
             f"scenario {trained.scenario!r} has a fixed team of {trained.n_agents} agents; --n-agents cannot change it"
@@ -503,6 +513,7 @@ def evaluate_checkpoint(
         checkpoint=str(path),
         trained_frames=frames if isinstance(frames, int) else None,
         trained_n_agents=loaded.checkpoint.config.n_agents,
+        trained_team_sizes=loaded.checkpoint.config.team_size_list,
     )
 
 

@@ -10,10 +10,11 @@ import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from tensordict.nn.distributions import NormalParamExtractor
 from torchrl.envs import TransformedEnv
-from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
+from torchrl.modules import MLP, MultiAgentMLP, ProbabilisticActor, TanhNormal
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, observation_size
+from marlnav_cli.errors import ConfigError
 from marlnav_cli.tanh_normal import ActionPreimage, SquashedNormal
 
 
@@ -49,12 +50,36 @@ def build_critics(env: TransformedEnv, config: TrainConfig, device: torch.device
     """Centralised over the group (MAPPO: each value sees every agent's observation) or local (IPPO)."""
     return {
         group.name: TensorDictModule(
-            _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic),
+            DeepSetsCritic(observation_size(env, group), config.depth, config.num_cells, device)
+            if config.critic == "deepsets"
+            else _mlp(
+                env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic
+            ),
             in_keys=[group.key("observation")],
             out_keys=[group.key("state_value")],
         )
         for group in agent_groups(env)
     }
+
+
+class DeepSetsCritic(torch.nn.Module):
+    """MAPPO's centralised critic for any team size: each agent's value from its own observation and the
+    mean of every agent's encoding (DeepSets, Zaheer et al. 2017), so it takes any number of agents in any
+    order. MultiAgentMLP's centralised critic reads exactly n_agents observations, concatenated, so a
+    policy trained across team sizes needs this one (BenchMARL's Deepsets model has the same shape).
+
+    [..., agents, observation] -> [..., agents, 1], both networks shared by every agent.
+    """
+
+    def __init__(self, n_inputs: int, depth: int, num_cells: int, device: torch.device) -> None:
+        super().__init__()
+        layers = {"depth": depth, "num_cells": num_cells, "activation_class": torch.nn.Tanh, "device": device}
+        self.encoder = MLP(in_features=n_inputs, out_features=num_cells, activate_last_layer=True, **layers)
+        self.head = MLP(in_features=n_inputs + num_cells, out_features=1, **layers)
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        team = self.encoder(observation).mean(dim=-2, keepdim=True).expand(*observation.shape[:-1], -1)
+        return self.head(torch.cat([observation, team], dim=-1))
 
 
 def joint_actor(policies: dict[str, ProbabilisticActor]) -> TensorDictSequential:
@@ -126,10 +151,11 @@ class ContinuousPolicy:
     prepared once per batch (their preimage under the tanh, see tanh_normal.py) for the loss.
     """
 
-    def __init__(self, policy: ProbabilisticActor, action_key: tuple[str, ...]) -> None:
+    def __init__(self, policy: ProbabilisticActor, action_key: tuple[str, ...], any_team_size: bool = False) -> None:
         self.network = policy_network(policy)
         space = policy.spec[action_key].space
-        self.squash = SquashedNormal(space.low, space.high)
+        low, high = (_one_box(space.low), _one_box(space.high)) if any_team_size else (space.low, space.high)
+        self.squash = SquashedNormal(low, high)
 
     def sample(self, observation: torch.Tensor) -> torch.Tensor:
         """What TanhNormal(loc, scale).sample() draws, without building the distribution each step."""
@@ -179,10 +205,21 @@ class CategoricalPolicy:
 TensorPolicy = ContinuousPolicy | CategoricalPolicy
 
 
-def tensor_policy(policy: ProbabilisticActor, group: AgentGroup) -> TensorPolicy:
+def tensor_policy(policy: ProbabilisticActor, group: AgentGroup, any_team_size: bool = False) -> TensorPolicy:
+    """The policy on plain tensors; with `any_team_size`, for teams of any size (one action box for all)."""
     if group.key("logits") in policy.module[0].out_keys:
         return CategoricalPolicy(policy)
-    return ContinuousPolicy(policy, group.key("action"))
+    return ContinuousPolicy(policy, group.key("action"), any_team_size)
+
+
+def _one_box(bound: torch.Tensor) -> torch.Tensor:
+    """A per-agent action bound [agents, action] as the one [action] every agent has, which broadcasts over
+    a team of any size."""
+    if bound.dim() < 2:
+        return bound
+    if not (bound == bound[0]).all():
+        raise ConfigError("the agents' action boxes differ, so one policy cannot act for another team size")
+    return bound[0]
 
 
 class TensorCritic:
@@ -194,10 +231,15 @@ class TensorCritic:
     """
 
     def __init__(self, critic: TensorDictModule) -> None:
-        self.multi_agent_mlp: MultiAgentMLP = critic.module
-        self.network = self.multi_agent_mlp.get_stateful_net() if self.multi_agent_mlp.share_params else None
+        self.multi_agent_mlp: MultiAgentMLP | None = critic.module if isinstance(critic.module, MultiAgentMLP) else None
+        if self.multi_agent_mlp is None:  # a critic on plain tensors already (DeepSetsCritic)
+            self.network = critic.module
+        else:
+            self.network = self.multi_agent_mlp.get_stateful_net() if self.multi_agent_mlp.share_params else None
 
     def __call__(self, observation: torch.Tensor) -> torch.Tensor:
+        if self.multi_agent_mlp is None:
+            return self.network(observation)
         if self.network is None:
             return self.multi_agent_mlp(observation)
         if not self.multi_agent_mlp.centralized:

@@ -50,6 +50,7 @@ class ExportReport:
     observations_checked: int
     max_abs_difference: float
     actions_at_edge: float  # share of continuous action components within EDGE_MARGIN of a bound
+    team_sizes_checked: list[int]  # the trained team sizes, each checked for parity
 
 
 class DeterministicPolicy(torch.nn.Module):
@@ -110,8 +111,23 @@ def export_onnx(checkpoint: Path, out: Path) -> ExportReport:
     with atomic_output(out) as temporary:
         _write_model(model, loaded, groups, observations, temporary)
         expected = _marlnav_actions(loaded, groups, observations)
-        actual = _onnx_actions(temporary, groups, observations)
-        difference = max((a.double() - e.double()).abs().max().item() for a, e in zip(actual, expected))
+        difference = _largest_difference(_onnx_actions(temporary, groups, observations), expected)
+        checked = observations[0].shape[0]
+        # A policy trained across team sizes: the same model (its agent axis is dynamic) at each other size.
+        for size in loaded.config.team_size_list:
+            if size != loaded.config.n_agents:
+                at_size = load_policy(checkpoint, device_name="cpu", n_agents=size)
+                size_env = make_env(at_size.config, num_envs=PARITY_ENVS, seed=at_size.config.seed, device=env.device)
+                size_groups = agent_groups(size_env)
+                size_observations = _parity_observations(size_env, at_size)
+                difference = max(
+                    difference,
+                    _largest_difference(
+                        _onnx_actions(temporary, size_groups, size_observations),
+                        _marlnav_actions(at_size, size_groups, size_observations),
+                    ),
+                )
+                checked += size_observations[0].shape[0]
         if not difference <= PARITY_TOLERANCE:
             raise ExportError(
                 f"the ONNX model's actions differ from marlnav's by up to {difference:.3g} "
@@ -121,10 +137,15 @@ def export_onnx(checkpoint: Path, out: Path) -> ExportReport:
     return ExportReport(
         path=out,
         size_bytes=out.stat().st_size,
-        observations_checked=observations[0].shape[0],
+        observations_checked=checked,
+        team_sizes_checked=loaded.config.team_size_list,
         max_abs_difference=difference,
         actions_at_edge=edge,
     )
+
+
+def _largest_difference(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> float:
+    return max((a.double() - e.double()).abs().max().item() for a, e in zip(actual, expected))
 
 
 def _parity_observations(env: Any, loaded: LoadedPolicy) -> list[torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from marlnav_cli.checkpoint import (
 )
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env
-from marlnav_cli.errors import CheckpointError, MarlnavError, TrainingDiverged
+from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
+from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
@@ -94,7 +95,7 @@ def train(
     if resume is not None:
         _restore(state, resume)
     # One network and action box per group, shared by collection and the loss.
-    actors = {group.name: tensor_policy(policies[group.name], group) for group in groups}
+    actors = {group.name: tensor_policy(policies[group.name], group, bool(config.team_sizes)) for group in groups}
     objectives = {
         group.name: PPOObjective(
             actors[group.name],
@@ -105,7 +106,16 @@ def train(
         )
         for group in groups
     }
-    advantage_modules = {group.name: _advantage_module(config, group, critics[group.name]) for group in groups}
+    # Across team sizes, GAE reads values through the size-free TensorCritic (MultiAgentMLP checks its size).
+    value_networks = {
+        group.name: TensorDictModule(
+            TensorCritic(critics[group.name]), in_keys=[group.key("observation")], out_keys=[group.key("state_value")]
+        )
+        if config.team_sizes
+        else critics[group.name]
+        for group in groups
+    }
+    advantage_modules = {group.name: _advantage_module(config, group, value_networks[group.name]) for group in groups}
     reward_scalers = {
         group.name: RewardScaling(loc=0.0, scale=config.reward_scale, in_keys=[("next", *group.key("reward"))])
         for group in groups
@@ -113,20 +123,29 @@ def train(
     }
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    collector = ExperienceCollector(
-        env, actors, steps=config.max_steps, bootstrap_time_limit=config.bootstrap_time_limit
-    )
+    # One env per team size (a single one without team sizes), each collecting a whole batch in its turn.
+    collectors = {
+        size: ExperienceCollector(
+            env if size == config.n_agents else _team_env(config, size, env, device),
+            actors,
+            steps=config.max_steps,
+            bootstrap_time_limit=config.bootstrap_time_limit,
+        )
+        for size in config.team_size_list
+    }
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
 
     while len(state.history) < config.n_iters:
         collect_started = time.perf_counter()
+        team_size = config.team_size_list[len(state.history) % len(config.team_size_list)]
+        collector = collectors[team_size]
         data = collector.collect()
 
         # --- advantages, per group ---------------------------------------------------------------
         iteration_started = time.perf_counter()
         batches = {}
-        for group in groups:
+        for group in collector.groups:
             _expand_done_to_agents(data, group)
             if group.name in reward_scalers:  # after episode_reward was summed: reported rewards stay unscaled
                 reward_scalers[group.name](data)
@@ -175,6 +194,7 @@ def train(
         state.history.append(
             {
                 "iteration": iteration,
+                **({"team_size": team_size} if config.team_sizes else {}),
                 "frames": iteration * config.frames_per_batch,
                 "wall_s": wall_before + now - started,
                 **_reward_metrics(torch.cat(list(episode_rewards.values()))),
@@ -201,6 +221,20 @@ def train(
         if should_stop():
             break
     return state
+
+
+def _team_env(config: TrainConfig, size: int, trained: TransformedEnv, device: torch.device) -> TransformedEnv:
+    """The env of another team size, or one line saying why the shared policy cannot act in it."""
+    other = dataclasses.replace(config, n_agents=size, team_sizes="")
+    env = make_env(other, num_envs=config.num_envs, seed=config.seed, device=device)
+    for group, trained_group in zip(agent_groups(env), agent_groups(trained)):
+        size_seen, trained_seen = observation_size(env, group), observation_size(trained, trained_group)
+        if size_seen != trained_seen:
+            raise ConfigError(
+                f"with {size} agents an agent of {config.scenario!r} observes {size_seen} numbers, with "
+                f"{config.n_agents} {trained_seen}: one policy cannot read both; choose sizes it observes alike"
+            )
+    return env
 
 
 def _build_state(config: TrainConfig, env: TransformedEnv, device: torch.device) -> TrainState:

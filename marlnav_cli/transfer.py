@@ -37,7 +37,7 @@ def transfer(
     plot_transfer(
         reports,
         out,
-        f"{path.name}: trained with {reports[0].trained_n_agents} agents, {episodes} episodes per team size",
+        f"{path.name}: trained with {reports[0].trained_team} agents, {episodes} episodes per team size",
     )
     return reports
 
@@ -80,8 +80,9 @@ def plot_transfer(reports: list[EvaluationReport], out: Path, title: str) -> Non
             if key == "success_rate":
                 low, high = zip(*(getattr(report, side).success_rate_ci95 for report in reports))
                 axis.fill_between(sizes, low, high, alpha=0.2, label=f"{side} 95% interval")
-        trained = reports[0].trained_n_agents
-        axis.axvline(trained, color="grey", linestyle=":", label=f"trained ({trained})")
+        for index, trained in enumerate(reports[0].trained_team_sizes or [reports[0].trained_n_agents]):
+            label = f"trained ({reports[0].trained_team})" if index == 0 else None
+            axis.axvline(trained, color="grey", linestyle=":", label=label)
         axis.set(xlabel="agents", ylabel=label, title=label, xticks=sizes)
     figure.suptitle(title)
     save_figure(figure, axes, out)

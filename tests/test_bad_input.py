@@ -12,7 +12,7 @@ from tests.conftest import TINY_TRAIN
 CASES = {
     "unknown-scenario": (["train", "--scenario", "nowhere"], "unknown VMAS scenario 'nowhere'"),
     "misspelt-scenario": (["train", "--scenario", "navigaton"], "did you mean 'navigation'?"),
-    "zero-agents": (["train", "--n-agents", "0"], "--n-agents must be a positive integer"),
+    "zero-agents": (["train", "--n-agents", "0"], "--n-agents values must be at least 1; got 0"),
     "negative-frames": (["train", "--frames", "-5"], "--frames must be a positive integer"),
     "zero-epochs": (["train", "--epochs", "0"], "--epochs must be a positive integer"),
     "zero-max-steps": (["train", "--max-steps", "0"], "--max-steps must be a positive integer"),
@@ -20,7 +20,7 @@ CASES = {
     "minibatch-too-big": (["train", "--minibatch-size", "7000"], "larger than a batch"),
     "negative-lr": (["train", "--lr", "-1"], "--lr must be a positive number"),
     "gamma-above-one": (["train", "--gamma", "1.5"], "--gamma must be in (0, 1]"),
-    "not-a-number": (["train", "--n-agents", "three"], "Invalid value for '--n-agents'"),
+    "not-a-number": (["train", "--n-agents", "three"], "--n-agents takes a team size, or a range or list"),
     "unknown-option": (["train", "--colour", "blue"], "No such option"),
     "unknown-device": (["train", "--device", "tpu9", *TINY_TRAIN[:-3]], "unknown device 'tpu9'"),
     "cuda-absent": (["train", "--device", "cuda", *TINY_TRAIN[:-3]], "no CUDA GPU"),
