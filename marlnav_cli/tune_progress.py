@@ -25,6 +25,13 @@ class TuneProgress(Callback):
         self.started = time.perf_counter()
         self.finished_here = 0
 
+    def setup(
+        self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
+    ) -> None:
+        """At every start of the search, a resumed one too (the callback comes back from its pickle)."""
+        self.started = time.perf_counter()
+        self.finished_here = 0
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trials, trial, failed=False)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -134,12 +137,15 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
     port = "6391"
     log = tmp_path / "ray.log"
-    with log.open("w") as output:  # not a pipe: the daemons ray start leaves would hold it open forever
-        subprocess.run(
+    # --block keeps the head in this process group, so the test stops its own cluster alone: `ray stop`
+    # would stop every Ray on the machine (a user's searches included).
+    with log.open("w") as output:  # not a pipe: Ray's daemons would hold it open
+        head = subprocess.Popen(
             [
                 ray_cli,
                 "start",
                 "--head",
+                "--block",
                 "--port",
                 port,
                 "--node-ip-address",
@@ -153,11 +159,11 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
                 "--disable-usage-stats",
             ],
             env=env,
-            check=True,
             stdout=output,
             stderr=subprocess.STDOUT,
-            timeout=120,
+            start_new_session=True,
         )
+    _wait_for_port(int(port), head)
     try:
         folder = tmp_path / "sweep"
         with log.open("a") as output:  # the driver is a separate process, as a user's would be
@@ -183,10 +189,25 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
         assert sweep.returncode == 0, log.read_text()[-2000:]
         assert [row["status"] for row in _rows(folder)] == ["ok", "ok"]
     finally:
-        subprocess.run(
-            [ray_cli, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
-        )
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _wait_for_port(port: int, head: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert head.poll() is None, "ray start exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"no Ray head on 127.0.0.1:{port} after {timeout_s} s")
 
 
 @pytest.mark.ray
