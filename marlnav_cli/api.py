@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from marlnav_cli.media import RenderedMedia
     from marlnav_cli.sweep import SweepResources
     from marlnav_cli.train import TrainState
-    from marlnav_cli.tune import TunePlan
+    from marlnav_cli.tune import TuneOutcome, TunePlan
 
 
 def train(
@@ -209,3 +209,17 @@ def plan_tune(
         command=command or f"marlnav tune --scenario {base.scenario} --trials {trials}",
     )
     return tune_plan, resources
+
+
+def tune(
+    settings: dict[str, Any] | None = None,
+    *,
+    on_line: Callable[[str], None] = print,
+    **options: Any,
+) -> TuneOutcome:
+    """`marlnav tune`: the search (options as plan_tune takes them), then the best settings re-trained on
+    the final seeds. Needs the `tune` extra."""
+    from marlnav_cli.tune import tune_and_report
+
+    plan, resources = plan_tune(settings or {}, **options)
+    return tune_and_report(plan, resources, on_line=on_line)

@@ -246,3 +246,12 @@ def test_trial_rows_tell_complete_stopped_early_and_failed_apart() -> None:
     assert by_status["stopped early"].objective is None  # a mid-run estimate is not the trial's result
     assert by_status["failed"].error == "ValueError: the root cause"
     assert best_trial(rows) is by_status["complete"]
+
+
+def test_python_api_refuses_before_ray(monkeypatch) -> None:
+    from marlnav_cli import api
+    from marlnav_cli.errors import MarlnavError
+
+    monkeypatch.setattr("marlnav_cli.tune.start_ray", _no_ray)
+    with pytest.raises(MarlnavError, match="has no success rate"):
+        api.tune({"scenario": "simple_spread"}, objective="success", trials=2)
