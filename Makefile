@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format bench bench-paths bench-scale bench-zoo bench-shipped clean
+.PHONY: install train test lint format bench bench-paths bench-scale bench-zoo bench-shipped bench-teams clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ bench-zoo: install
 
 bench-shipped: install
 	$(PY) -m benchmarks.shipped $(ARGS)
+
+# One policy trained across team sizes against the 3-agent policy, at 1 to 16 agents, over 5 seeds.
+bench-teams: install
+	$(PY) -m benchmarks.team_sizes $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
