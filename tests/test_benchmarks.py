@@ -42,7 +42,10 @@ def test_tutorial_reference_trains_and_evaluates_at_tiny_sizes() -> None:
     assert 0.0 <= result["eval"]["success_rate"] <= 1.0 and 1 <= result["eval"]["mean_length"] <= 20
 
 
-@pytest.mark.parametrize("module", ["benchmarks.vs_tutorial", "benchmarks.hot_paths", "benchmarks.scale"])
+@pytest.mark.parametrize(
+    "module",
+    ["benchmarks.vs_tutorial", "benchmarks.hot_paths", "benchmarks.scale", "benchmarks.zoo", "benchmarks.team_sizes"],
+)
 def test_benchmark_modules_import_without_files_outside_the_repo(module: str) -> None:
     completed = _module(module, "--help")
     assert completed.returncode == 0, completed.stderr
