@@ -174,6 +174,20 @@ ScenarioArgs = Annotated[
 ]
 
 
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to run on (default: a local Ray on 127.0.0.1).",
+        show_default=False,
+        metavar="HOST:PORT",
+    ),
+]
+CpusPerTrial = Annotated[float, typer.Option(help="CPUs Ray reserves per trial.", metavar="X")]
+GpusPerTrial = Annotated[float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).", metavar="X")]
+MaxParallel = Annotated[int, typer.Option(help="Trials running at once at most.", metavar="N")]
+
+
 def _zoo_help() -> str:
     from marlnav_cli.zoo import zoo
 
@@ -900,20 +914,10 @@ def sweep(
             metavar="PATH",
         ),
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RAY_ADDRESS",
-            help="Ray cluster to run on (default: a local Ray on 127.0.0.1).",
-            show_default=False,
-            metavar="HOST:PORT",
-        ),
-    ] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.", metavar="X")] = 1.0,
-    gpus_per_trial: Annotated[
-        float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).", metavar="X")
-    ] = 0.0,
-    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.", metavar="N")] = 4,
+    address: RayAddress = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    max_parallel: MaxParallel = 4,
     device: Device = "cpu",
     as_json: AsJson = False,
 ) -> None:
@@ -1063,20 +1067,10 @@ def tune(
             metavar="PATH",
         ),
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RAY_ADDRESS",
-            help="Ray cluster to run on (default: a local Ray on 127.0.0.1).",
-            show_default=False,
-            metavar="HOST:PORT",
-        ),
-    ] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial.", metavar="X")] = 1.0,
-    gpus_per_trial: Annotated[
-        float, typer.Option(help="GPUs Ray reserves per trial (fractions allowed).", metavar="X")
-    ] = 0.0,
-    max_parallel: Annotated[int, typer.Option(help="Trials running at once at most.", metavar="N")] = 2,
+    address: RayAddress = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    max_parallel: MaxParallel = 2,
     device: Device = "cpu",
     as_json: AsJson = False,
 ) -> None:

@@ -3,11 +3,14 @@ the cheap checks on an input path that come before any heavy import."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from marlnav_cli.errors import CheckpointError, MarlnavError
 
@@ -118,6 +121,15 @@ def _current_umask() -> int:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_output(path) as temporary:
         temporary.write_text(text)
+
+
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows as CSV, every key any row has a column (in first-seen order), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
 
 
 SHIPPED_POLICIES = Path(__file__).resolve().parent / "policies"

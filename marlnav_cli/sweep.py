@@ -23,7 +23,7 @@ from typing import Any
 
 from marlnav_cli.config import TrainConfig, field_of_flag, parse_int_ranges, typed_value
 from marlnav_cli.errors import ConfigError, MarlnavError
-from marlnav_cli.files import ensure_folder, write_text_atomic
+from marlnav_cli.files import ensure_folder, write_csv_atomic, write_text_atomic
 
 # The evaluated figures a trial's row holds and the summary gives across seeds (None where undefined).
 EVALUATED_FIGURES = (
@@ -396,12 +396,7 @@ def summarise(rows: list[dict[str, Any]], trials: list[Trial]) -> list[dict[str,
 
 
 def write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(key for entry in summary for key in entry))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(summary)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv_atomic(path, summary)
 
 
 def plot_sweep(trials: list[Trial], rows: list[dict[str, Any]], path: Path) -> None:

@@ -11,10 +11,8 @@ trials.csv, best-config.toml, zoo-entry.toml, tune.png and final/ (the re-traine
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import shlex
@@ -448,15 +446,9 @@ def _seed_text(seeds: list[int]) -> str:
 
 
 def write_trials(path: Path, rows: list[TrialRow]) -> None:
-    from marlnav_cli.files import write_text_atomic
+    from marlnav_cli.files import write_csv_atomic
 
-    records = [row.as_csv() for row in rows]
-    columns = list(dict.fromkeys(key for record in records for key in record))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(records)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv_atomic(path, [row.as_csv() for row in rows])
 
 
 def parameter_importance(rows: list[TrialRow], plan: TunePlan) -> dict[str, float]:
