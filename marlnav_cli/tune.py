@@ -487,7 +487,13 @@ def plot_search(rows: list[TrialRow], importance: dict[str, float], plan: TunePl
     gives it) each setting's importance."""
     from marlnav_cli.metrics import new_figure, save_figure
 
-    figure, axis = new_figure()
+    if importance:
+        figure, (axis, bars) = new_figure(2, (12.0, 4.2))
+        names = list(importance)[:8]
+        bars.barh(names[::-1], [importance[name] for name in names][::-1])
+        bars.set(xlabel="importance (Optuna's fANOVA)", title="what the objective depended on")
+    else:
+        figure, axis = new_figure()
     ordered = sorted((row for row in rows if row.status == "complete"), key=lambda row: row.order)
     if ordered:
         trials = [row.order + 1 for row in ordered]
@@ -503,13 +509,7 @@ def plot_search(rows: list[TrialRow], importance: dict[str, float], plan: TunePl
         ylabel=f"{plan.objective} (held-out, mean over search seeds)",
         title=f"marlnav tune on {plan.base.scenario}: {len(rows)} trials",
     )
-    axes = [axis]
-    if importance:
-        inset = figure.add_axes([0.62, 0.2, 0.25, 0.3])
-        names = list(importance)[:6]
-        inset.barh(names[::-1], [importance[name] for name in names][::-1])
-        inset.set_title("importance (fANOVA)", fontsize=8)
-        inset.tick_params(labelsize=7)
+    axes = [axis, bars] if importance else [axis]
     save_figure(figure, axes, path)
 
 

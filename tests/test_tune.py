@@ -255,3 +255,20 @@ def test_python_api_refuses_before_ray(monkeypatch) -> None:
     monkeypatch.setattr("marlnav_cli.tune.start_ray", _no_ray)
     with pytest.raises(MarlnavError, match="has no success rate"):
         api.tune({"scenario": "simple_spread"}, objective="success", trials=2)
+
+
+def test_importance_and_plot_from_trial_rows(tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    from marlnav_cli.tune import TrialRow, TunePlan, parameter_importance, plot_search
+
+    space = [Parameter("lr", low=1e-4, high=1e-2, log=True), Parameter("num_epochs", values=(1, 2, 4))]
+    plan = TunePlan(TrainConfig(), space, "success", 6, [0], [100], 10, True, 0, tmp_path, "marlnav tune")
+    rows = [  # the objective follows the learning rate alone
+        TrialRow(f"t{index}", {"lr": lr, "num_epochs": epochs}, lr * 50, "complete", 100, 1.0, {}, order=index)
+        for index, (lr, epochs) in enumerate([(1e-4, 1), (1e-3, 2), (5e-3, 4), (2e-3, 1), (3e-4, 4), (8e-3, 2)])
+    ]
+    rows.append(TrialRow("t6", {"lr": 1e-3, "num_epochs": 1}, None, "stopped early", 50, 0.5, {}, order=6))
+    importance = parameter_importance(rows, plan)
+    assert set(importance) == {"lr", "num_epochs"} and importance["lr"] > importance["num_epochs"]
+    plot_search(rows, importance, plan, tmp_path / "tune.png")
+    assert (tmp_path / "tune.png").read_bytes()[:4] == b"\x89PNG"
