@@ -1,13 +1,15 @@
 """One policy across team sizes against the 3-agent policy: success, collisions and length at each size.
 
 Usage: python -m benchmarks.team_sizes [--scenario navigation] [--train-sizes 1-8] [--frames 192000]
-           [--seeds 100-104] [--eval-sizes 1-8,12,16] [--episodes 200] [--parallel 2]
+           [--max-steps 200] [--seeds 100-104] [--eval-sizes 1-8,12,16] [--episodes 200] [--parallel 2]
            [--out benchmarks/results/team-sizes.json] [--plot benchmarks/results/team-sizes.png]
 
 For each seed (seeds the settings were not chosen on), in worker processes with one torch thread each:
 - the scenario's own settings (its zoo entry) at one team size (`--n-agents 3`), as a user trains today;
 - the same settings with `--n-agents TRAIN_SIZES` (a size per iteration in turn, the DeepSets critic)
   and `--frames`;
+- with `--max-steps`, both that episode limit for the policy across sizes and a 3-agent policy trained
+  with it, so the limit is not mistaken for what team-size training did;
 each final policy evaluated as `marlnav transfer` does (the same held-out episodes at every size). Prints
 a table per policy (mean and worst seed per size, training time) and writes every figure to --out and
 the success curves to --plot. Not a test: nothing here asserts.
@@ -135,6 +137,9 @@ def main() -> None:
     parser.add_argument("--train-sizes", default="1-8")
     parser.add_argument("--frames", type=int, default=192_000)
     parser.add_argument("--seeds", default="100-104")
+    parser.add_argument(
+        "--max-steps", type=int, help="episode limit for the policy across sizes, and a 3-agent policy beside it"
+    )
     parser.add_argument("--eval-sizes", default="1-8,12,16")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=2)
@@ -144,11 +149,15 @@ def main() -> None:
     seeds = parse_seeds(args.seeds)
     eval_sizes = parse_int_ranges(args.eval_sizes, flag="--eval-sizes", most=100, smallest=1)
     across = team_settings(args.train_sizes)
+    steps = {"max_steps": args.max_steps} if args.max_steps else {}
+    label = f", {args.max_steps} steps" if args.max_steps else ""
     settings = {
         "3 agents": {"scenario": args.scenario, "n_agents": 3},
-        f"{across.get('team_sizes', args.train_sizes)} agents": {
+        **({f"3 agents{label}": {"scenario": args.scenario, "n_agents": 3, **steps}} if steps else {}),
+        f"{across.get('team_sizes', args.train_sizes)} agents{label}": {
             "scenario": args.scenario,
             **across,
+            **steps,
             "total_frames": args.frames,
         },
     }
