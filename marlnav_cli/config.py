@@ -34,6 +34,7 @@ ADDED_LATER = {
     "anneal_entropy": False,
     "bootstrap_time_limit": False,
     "team_sizes": "",
+    "team_mix": "cycle",
     "critic": "mlp",
 }
 
@@ -61,6 +62,12 @@ class TrainConfig:
     )
     team_sizes: str = setting(
         "", "The team sizes a run trains across (set through --n-agents; empty: --n-agents alone).", ENVIRONMENT
+    )
+    team_mix: str = setting(
+        "cycle",
+        "How a run across team sizes picks each iteration's size: cycle (each in turn) or sample (one drawn at "
+        "random per iteration, from a generator of the seed and the iteration).",
+        ENVIRONMENT,
     )
     frames_per_batch: int = setting(6_000, "Frames per iteration (a multiple of --max-steps).", PPO)
     total_frames: int = setting(60_000, "Total frames to collect (rounded up to whole batches).", PPO, flag="--frames")
@@ -183,6 +190,8 @@ class TrainConfig:
             raise ConfigError(f"--critic takes {' or '.join(CRITICS)}, not {self.critic!r}")
         if self.critic == "deepsets" and not self.mappo:
             raise ConfigError("--critic deepsets pools over the team: it is MAPPO's critic (leave --ippo out)")
+        if self.team_mix not in TEAM_MIXES:
+            raise ConfigError(f"--team-mix takes {' or '.join(TEAM_MIXES)}, not {self.team_mix!r}")
         if not self.team_sizes:
             return
         sizes = parse_team_sizes(self.team_sizes)
@@ -393,6 +402,7 @@ def read_small_text(path: Path, what: str, limit: int) -> str:
 
 
 CRITICS = ("mlp", "deepsets")
+TEAM_MIXES = ("cycle", "sample")
 MAX_TEAM_SIZE = 1000  # VMAS's scenarios slow quadratically with team size: beyond this is a typo
 
 

@@ -468,7 +468,7 @@ def _with_team_size(
             f"{checkpoint.path} has one set of weights per agent (trained with --no-share-policy), "
             f"so it cannot act for {n_agents} agents; train with a shared policy"
         )
-    other = dataclasses.replace(trained, n_agents=n_agents, team_sizes="").validate()
+    other = dataclasses.replace(trained, n_agents=n_agents, team_sizes="", team_mix="cycle").validate()
     if fixed_team_size(other) is not None:
         raise ConfigError(
             f"scenario {trained.scenario!r} has a fixed team of {trained.n_agents} agents; --n-agents cannot change it"

@@ -138,7 +138,7 @@ def train(
 
     while len(state.history) < config.n_iters:
         collect_started = time.perf_counter()
-        team_size = config.team_size_list[len(state.history) % len(config.team_size_list)]
+        team_size = _team_size(config, iteration=len(state.history))
         collector = collectors[team_size]
         data = collector.collect()
 
@@ -221,6 +221,16 @@ def train(
         if should_stop():
             break
     return state
+
+
+def _team_size(config: TrainConfig, *, iteration: int) -> int:
+    """The team size an iteration collects at: in turn, or drawn from a generator of the seed and the
+    iteration alone (so resuming draws the same sizes, and the global RNG is not touched)."""
+    sizes = config.team_size_list
+    if config.team_mix == "cycle" or len(sizes) == 1:
+        return sizes[iteration % len(sizes)]
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + iteration)
+    return sizes[int(torch.randint(len(sizes), (1,), generator=generator))]
 
 
 def _team_env(config: TrainConfig, size: int, trained: TransformedEnv, device: torch.device) -> TransformedEnv:

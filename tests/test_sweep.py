@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import signal
@@ -188,6 +189,47 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
             )
         assert sweep.returncode == 0, log.read_text()[-2000:]
         assert [row["status"] for row in _rows(folder)] == ["ok", "ok"]
+        if importlib.util.find_spec("optuna") is not None:  # marlnav tune on the same cluster
+            space = tmp_path / "space.toml"
+            space.write_text("lr = { low = 1e-4, high = 1e-2 }\n")
+            with log.open("a") as output:
+                tuned = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "marlnav_cli",
+                        "tune",
+                        "--trials",
+                        "2",
+                        "--space",
+                        str(space),
+                        *TINY_SWEEP[:2],
+                        "--frames-per-batch",
+                        "100",
+                        "--max-steps",
+                        "25",
+                        "--minibatch-size",
+                        "50",
+                        "--epochs",
+                        "1",
+                        "--num-cells",
+                        "8",
+                        "--episodes",
+                        "3",
+                        "--final-seeds",
+                        "100",
+                        "--out",
+                        str(tmp_path / "tune"),
+                        "--address",
+                        f"127.0.0.1:{port}",
+                    ],
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=300,
+                )
+            assert tuned.returncode == 0, log.read_text()[-2000:]
+            assert (tmp_path / "tune" / "trials.csv").read_text().count("complete") == 2
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:

@@ -135,3 +135,21 @@ def test_bad_team_sizes_are_one_line_and_no_folder(cli, tmp_path: Path, args: li
     assert result.exit_code == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_sampled_sizes_come_from_the_seed_and_iteration_alone(cli, tmp_path: Path) -> None:
+    from marlnav_cli.train import _team_size
+
+    config = TrainConfig(n_agents=4, team_sizes="1-4", team_mix="sample", mappo=False, seed=7)
+    drawn = [_team_size(config, iteration=index) for index in range(40)]
+    assert set(drawn) == {1, 2, 3, 4} and drawn == [_team_size(config, iteration=i) for i in range(40)]
+    cycled = TrainConfig(n_agents=4, team_sizes="1-4", mappo=False)
+    assert [_team_size(cycled, iteration=i) for i in range(6)] == [1, 2, 3, 4, 1, 2]
+
+    run = tmp_path / "run"
+    args = ["train", "--n-agents", "1-3", "--team-mix", "sample", "--ippo", "--constant-lr", *TINY]
+    assert cli(*args, "--frames", "300", "--out", run).exit_code == 0
+    assert cli("train", "--resume", run / "policy.safetensors", "--frames", "500").exit_code == 0
+    history = [row["team_size"] for row in _history(run)]
+    expected = TrainConfig(n_agents=3, team_sizes="1-3", team_mix="sample", mappo=False)
+    assert history == [_team_size(expected, iteration=i) for i in range(5)]
