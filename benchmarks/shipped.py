@@ -23,6 +23,19 @@ from marlnav_cli.files import shipped_policies
 # The commands that built the shipped policies (docs/benchmarks.md and docs/zoo.md say the same).
 REBUILD = {
     "navigation-3ag-mappo": ["train", "--threads", "2"],
+    "navigation-1-8ag-mappo": [
+        "train",
+        "--n-agents",
+        "1-8",
+        "--max-steps",
+        "200",
+        "--frames",
+        "384000",
+        "--seed",
+        "100",
+        "--threads",
+        "1",
+    ],
 }
 
 

@@ -153,3 +153,14 @@ def test_sampled_sizes_come_from_the_seed_and_iteration_alone(cli, tmp_path: Pat
     history = [row["team_size"] for row in _history(run)]
     expected = TrainConfig(n_agents=3, team_sizes="1-3", team_mix="sample", mappo=False)
     assert history == [_team_size(expected, iteration=i) for i in range(5)]
+
+
+def test_shipped_policy_across_team_sizes_acts_for_teams_it_was_not_built_at(cli) -> None:
+    """The shipped 1-8 policy, by name, at 8 agents (the largest it trained at) and at 2: it succeeds
+    where random actions do not (docs/deploy.md has its full table, 200 episodes per size)."""
+    for size in (2, 8):
+        report = cli("evaluate", "navigation-1-8ag-mappo", "--n-agents", size, "--episodes", "20", "--json")
+        assert report.exit_code == 0, report.stderr
+        figures = report.json()
+        assert figures["trained_team_sizes"] == list(range(1, 9))
+        assert figures["policy"]["success_rate"] >= 0.8 and figures["random"]["success_rate"] <= 0.1
