@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shlex
 import time
@@ -302,6 +303,9 @@ def run_search(plan: TunePlan, resources: SweepResources, on_line: Callable[[str
     import optuna
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter: silent at verbose 0
+    # A failed trial's traceback would flood the progress lines: its last line is in its progress line,
+    # and its error in trials.csv.
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its study lines would break the progress lines
     threads = max(1, int(resources.cpus_per_trial))
     trainable = tune.with_resources(

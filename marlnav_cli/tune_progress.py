@@ -43,7 +43,7 @@ class TuneProgress(Callback):
         ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
         result = trial.last_result or {}
         if failed:
-            what = "failed"
+            what = f"failed: {_error_line(trial)}"
         elif result.get("complete"):
             what = f"{self.objective} {result['objective']:.3g}"
         else:
@@ -54,3 +54,13 @@ class TuneProgress(Callback):
         line = f"[{len(ended)}/{self.total}] {trial.trial_id}: {what}; {best}; about {left / 60:.0f} min left"
         for sink in line_sinks:
             sink(line)
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of a failed trial's error (its exception), where Ray kept it."""
+    try:
+        error = trial.get_error()
+    except Exception:  # Ray's own bookkeeping: the line is a courtesy, trials.csv holds the error
+        error = None
+    lines = str(error or "").strip().splitlines()
+    return " ".join(lines[-1].split())[:200] if lines else "see trials.csv"
