@@ -229,18 +229,29 @@ def check_address(address: str, timeout_s: float = 5.0) -> None:
         raise ConfigError(f"no Ray cluster answers at {address} ({error.strerror or error})") from None
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
 def start_ray(ray: Any, address: str | None) -> None:
-    if address:
+    if address and not is_loopback(address):
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         return
-    # A local Ray must live on loopback alone. Ray binds its node to this machine's network address unless
-    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which it reads into a constant when first imported: set both the
-    # variable (for the processes Ray starts) and, since Ray is imported by now, the constant it already read.
+    # A local Ray, or a cluster on this machine's loopback, must stay on loopback. Ray rewrites 127.0.0.1
+    # to this machine's network address (the driver then knocks on the interface, where no head listens)
+    # unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which it reads into a constant when first imported: set
+    # both the variable (for the processes Ray starts) and, since Ray is imported by now, the constant.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
+        return
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
+
+
+def is_loopback(address: str) -> bool:
+    return address.removeprefix("ray://").rpartition(":")[0] in LOOPBACK_HOSTS
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

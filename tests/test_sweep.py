@@ -131,11 +131,14 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     assert ray_cli is not None
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
-    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: without it Ray rewrites 127.0.0.1 to this machine's interface
-    # address, head and driver alike. RAY_AUTH_MODE=disabled: with Ray 2.60's token auth a `ray start`
-    # head and a separate driver here did not agree on the token (InvalidAuthToken); this test cluster
-    # listens on loopback only.
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 for the head: without it Ray rewrites 127.0.0.1 to this
+    # machine's interface address. The drivers run without it: marlnav keeps a loopback --address on
+    # loopback itself, as a user's shell would not know to. RAY_AUTH_MODE=disabled: with Ray 2.60's token
+    # auth a `ray start` head and a separate driver here did not agree on the token (InvalidAuthToken);
+    # this test cluster listens on loopback only.
+    driver_env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver_env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    env = {**driver_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     port = "6391"
     log = tmp_path / "ray.log"
     # --block keeps the head in this process group, so the test stops its own cluster alone: `ray stop`
@@ -182,7 +185,7 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
                     "--address",
                     f"127.0.0.1:{port}",
                 ],
-                env=env,
+                env=driver_env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 timeout=300,
@@ -223,7 +226,7 @@ def test_sweep_runs_on_a_ray_cluster_through_address(tmp_path: Path) -> None:
                         "--address",
                         f"127.0.0.1:{port}",
                     ],
-                    env=env,
+                    env=driver_env,
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     timeout=300,
