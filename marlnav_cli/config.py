@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from marlnav_cli.curriculum import parse_curriculum
 from marlnav_cli.errors import ConfigError
 
 # Rough upper bound of floats stored per agent per frame (observations, next observations, values,
@@ -36,6 +37,7 @@ ADDED_LATER = {
     "team_sizes": "",
     "team_mix": "cycle",
     "critic": "mlp",
+    "curriculum": "",
 }
 
 
@@ -67,6 +69,13 @@ class TrainConfig:
         "cycle",
         "How a run across team sizes picks each iteration's size: cycle (each in turn) or sample (one drawn at "
         "random per iteration, from a generator of the seed and the iteration).",
+        ENVIRONMENT,
+    )
+    curriculum: str = setting(
+        "",
+        "Scenario arguments that change over the run before the task itself: KEY=V1,V2 (';' between "
+        "arguments) splits the run into equal stages, e.g. package_mass=5,20 trains a third at 5, a third at "
+        "20, the last third at the task's own.",
         ENVIRONMENT,
     )
     frames_per_batch: int = setting(6_000, "Frames per iteration (a multiple of --max-steps).", PPO)
@@ -183,6 +192,8 @@ class TrainConfig:
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
         self._check_critic_and_team_sizes()
+        if self.curriculum and "n_agents" in parse_curriculum(self.curriculum):
+            raise ConfigError("--curriculum cannot change n_agents: --n-agents 2-8 trains across team sizes")
         return self
 
     def _check_critic_and_team_sizes(self) -> None:

@@ -113,7 +113,7 @@ def make_env(
 
 def fixed_team_size(config: EnvConfig | TrainConfig) -> int | None:
     """The team size of a scenario that ignores n_agents, or reads it but keeps its own (multi_give_way);
-    None when n_agents sets it. Builds the scenario once, so its arguments are checked too."""
+    None when n_agents sets it. Builds the scenario once and steps it, so its arguments are checked too."""
     import vmas
 
     check_scenario(config.scenario)
@@ -127,6 +127,9 @@ def fixed_team_size(config: EnvConfig | TrainConfig) -> int | None:
                 n_agents=config.n_agents,
                 **config.scenario_args,
             )
+            # One step too: an argument of the wrong type (package_mass=abc) builds, then fails in the
+            # physics. Still actions, so no random number is drawn.
+            world.step([torch.zeros(1, world.get_agent_action_size(agent)) for agent in world.agents])
         except (AssertionError, TypeError, ValueError, KeyError, ZeroDivisionError) as error:
             raise _refused(config, error) from None
     _refuse_unused_arguments(config, caught)

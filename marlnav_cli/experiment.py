@@ -33,6 +33,7 @@ from marlnav_cli.config import (
     check_seed,
     default_env,
 )
+from marlnav_cli.curriculum import stage_arguments
 from marlnav_cli.display import ensure_display
 from marlnav_cli.envs import (
     agent_groups,
@@ -180,7 +181,11 @@ def resolve_train_config(
 
 def fit_team_size(config: ConfigT, *, explicit: bool) -> ConfigT:
     """The scenario's own team size where it ignores n_agents; asking for another one is refused, saying
-    how that scenario's team is set. Checked before any run folder exists."""
+    how that scenario's team is set. Checked before any run folder exists, as is every curriculum stage
+    (VMAS builds each once, refusing arguments it does not take)."""
+    if isinstance(config, TrainConfig) and config.curriculum:
+        for stage_args in stage_arguments(config.curriculum, config.scenario_args)[:-1]:
+            fixed_team_size(dataclasses.replace(config, scenario_args=stage_args))
     if isinstance(config, TrainConfig) and config.team_sizes:
         for size in config.team_size_list:  # each size built once: VMAS refuses a size it cannot take
             if fixed_team_size(dataclasses.replace(config, n_agents=size)) is not None:

@@ -27,6 +27,7 @@ from marlnav_cli.checkpoint import (
 )
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
+from marlnav_cli.curriculum import stage_arguments, stage_of
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
 from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
@@ -123,15 +124,20 @@ def train(
     }
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
-    # One env per team size (a single one without team sizes), each collecting a whole batch in its turn.
+    # One env per team size and curriculum stage (a single one without either), each collecting a whole
+    # batch in its turn; the task's own env is the last stage's at n_agents.
+    stages = stage_arguments(config.curriculum, config.scenario_args)
     collectors = {
-        size: ExperienceCollector(
-            env if size == config.n_agents else _team_env(config, size, env, device),
+        (size, stage): ExperienceCollector(
+            env
+            if size == config.n_agents and stage == len(stages) - 1
+            else _other_env(config, size, stages[stage], env, device),
             actors,
             steps=config.max_steps,
             bootstrap_time_limit=config.bootstrap_time_limit,
         )
         for size in config.team_size_list
+        for stage in range(len(stages))
     }
     restore_rng(state.rng_state)
     wall_before = state.history[-1]["wall_s"] if state.history else 0.0
@@ -139,7 +145,8 @@ def train(
     while len(state.history) < config.n_iters:
         collect_started = time.perf_counter()
         team_size = _team_size(config, iteration=len(state.history))
-        collector = collectors[team_size]
+        stage = stage_of(len(state.history), config.n_iters, len(stages))
+        collector = collectors[(team_size, stage)]
         data = collector.collect()
 
         # --- advantages, per group ---------------------------------------------------------------
@@ -195,6 +202,7 @@ def train(
             {
                 "iteration": iteration,
                 **({"team_size": team_size} if config.team_sizes else {}),
+                **({"curriculum_stage": stage} if config.curriculum else {}),
                 "frames": iteration * config.frames_per_batch,
                 "wall_s": wall_before + now - started,
                 **_reward_metrics(torch.cat(list(episode_rewards.values()))),
@@ -233,16 +241,20 @@ def _team_size(config: TrainConfig, *, iteration: int) -> int:
     return sizes[int(torch.randint(len(sizes), (1,), generator=generator))]
 
 
-def _team_env(config: TrainConfig, size: int, trained: TransformedEnv, device: torch.device) -> TransformedEnv:
-    """The env of another team size, or one line saying why the shared policy cannot act in it."""
-    other = dataclasses.replace(config, n_agents=size, team_sizes="")
+def _other_env(
+    config: TrainConfig, size: int, scenario_args: dict[str, Any], trained: TransformedEnv, device: torch.device
+) -> TransformedEnv:
+    """The env of another team size or curriculum stage, or one line saying why the shared policy cannot
+    act in it."""
+    other = dataclasses.replace(config, n_agents=size, team_sizes="", curriculum="", scenario_args=scenario_args)
     env = make_env(other, num_envs=config.num_envs, seed=config.seed, device=device)
     for group, trained_group in zip(agent_groups(env), agent_groups(trained)):
         size_seen, trained_seen = observation_size(env, group), observation_size(trained, trained_group)
         if size_seen != trained_seen:
             raise ConfigError(
-                f"with {size} agents an agent of {config.scenario!r} observes {size_seen} numbers, with "
-                f"{config.n_agents} {trained_seen}: one policy cannot read both; choose sizes it observes alike"
+                f"with {size} agents and {scenario_args or 'its default arguments'} an agent of "
+                f"{config.scenario!r} observes {size_seen} numbers, with {config.n_agents} agents and the "
+                f"task's arguments {trained_seen}: one policy cannot read both"
             )
     return env
 
