@@ -38,6 +38,7 @@ ADDED_LATER = {
     "team_mix": "cycle",
     "critic": "mlp",
     "curriculum": "",
+    "normalize_observations": False,
 }
 
 
@@ -115,6 +116,13 @@ class TrainConfig:
         "Multiply rewards by this for advantages and value targets (reported rewards stay the scenario's own), "
         "so a critic meets values near 1 where a scenario pays hundreds per episode.",
         PPO,
+    )
+    normalize_observations: bool = setting(
+        False,
+        "Standardise each observation feature for policy and critic by its mean and spread over random-action "
+        "episodes, measured once before training (TorchRL's ObservationNorm.init_stats); kept with the weights.",
+        MODEL,
+        off="--raw-observations",
     )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)

@@ -48,18 +48,47 @@ def build_policies(env: TransformedEnv, config: TrainConfig, device: torch.devic
 
 def build_critics(env: TransformedEnv, config: TrainConfig, device: torch.device) -> dict[str, TensorDictModule]:
     """Centralised over the group (MAPPO: each value sees every agent's observation) or local (IPPO)."""
-    return {
-        group.name: TensorDictModule(
+    critics = {}
+    for group in agent_groups(env):
+        network = (
             DeepSetsCritic(observation_size(env, group), config.depth, config.num_cells, device)
             if config.critic == "deepsets"
-            else _mlp(
-                env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic
-            ),
+            else _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic)
+        )
+        scaler = _scalers(env, group, config, device)
+        critics[group.name] = TensorDictModule(
+            torch.nn.Sequential(*scaler, network) if scaler else network,
             in_keys=[group.key("observation")],
             out_keys=[group.key("state_value")],
         )
-        for group in agent_groups(env)
-    }
+    return critics
+
+
+class ObservationScaler(torch.nn.Module):
+    """(observation - loc) / scale, per feature, as TorchRL's ObservationNorm (standard_normal=True)
+    computes it, with the loc and scale its init_stats measured before training (observation_norm.py).
+
+    Inside the networks rather than an env transform: collection steps VMAS directly, and evaluate, render,
+    transfer and the ONNX export all run the networks, so the statistics travel with the weights (buffers
+    in the safetensors file). One loc and scale per feature, shared by every agent: any team size.
+    """
+
+    def __init__(self, n_inputs: int, device: torch.device) -> None:
+        super().__init__()
+        self.register_buffer("loc", torch.zeros(n_inputs, device=device))
+        self.register_buffer("scale", torch.ones(n_inputs, device=device))
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        return (observation - self.loc) / self.scale
+
+
+def _scalers(env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device) -> list:
+    """The observation scaler a network starts with, where --normalize-observations asks for one."""
+    return [ObservationScaler(observation_size(env, group), device)] if config.normalize_observations else []
+
+
+def observation_scalers(module: torch.nn.Module) -> list[ObservationScaler]:
+    return [layer for layer in module.modules() if isinstance(layer, ObservationScaler)]
 
 
 class DeepSetsCritic(torch.nn.Module):
@@ -92,6 +121,7 @@ def _build_policy(
 ) -> ProbabilisticActor:
     action_spec = env.full_action_spec_unbatched
     action_key = group.key("action")
+    scaler = _scalers(env, group, config, device)
     if config.discrete:
         net = _mlp(
             env,
@@ -103,7 +133,11 @@ def _build_policy(
             share_params=config.share_policy,
         )
         return ProbabilisticActor(
-            module=TensorDictModule(net, in_keys=[group.key("observation")], out_keys=[group.key("logits")]),
+            module=TensorDictModule(
+                torch.nn.Sequential(*scaler, net) if scaler else net,
+                in_keys=[group.key("observation")],
+                out_keys=[group.key("logits")],
+            ),
             spec=action_spec[action_key],
             in_keys=[group.key("logits")],
             out_keys=[action_key],
@@ -112,6 +146,7 @@ def _build_policy(
         )
     n_actions = action_spec[action_key].shape[-1]
     net = torch.nn.Sequential(
+        *scaler,
         _mlp(env, group, config, device, outputs=2 * n_actions, centralised=False, share_params=config.share_policy),
         NormalParamExtractor(),
     )
@@ -137,11 +172,14 @@ def policy_network(policy: ProbabilisticActor) -> torch.nn.Module:
     swap, which was most of collection's per-step cost outside the simulator (benchmarks/hot_paths.py).
     """
     module = policy.module[0].module
-    multi_agent_mlp = module[0] if isinstance(module, torch.nn.Sequential) else module
-    if not multi_agent_mlp.share_params:
-        return module
-    stateful = multi_agent_mlp.get_stateful_net()
-    return torch.nn.Sequential(stateful, *module[1:]) if isinstance(module, torch.nn.Sequential) else stateful
+    if isinstance(module, MultiAgentMLP):
+        return module.get_stateful_net() if module.share_params else module
+    layers = [layer.get_stateful_net() if _shared_mlp(layer) else layer for layer in module]
+    return torch.nn.Sequential(*layers) if any(map(_shared_mlp, module)) else module
+
+
+def _shared_mlp(layer: torch.nn.Module) -> bool:
+    return isinstance(layer, MultiAgentMLP) and layer.share_params
 
 
 class ContinuousPolicy:
@@ -231,13 +269,18 @@ class TensorCritic:
     """
 
     def __init__(self, critic: TensorDictModule) -> None:
-        self.multi_agent_mlp: MultiAgentMLP | None = critic.module if isinstance(critic.module, MultiAgentMLP) else None
+        module = critic.module
+        self.scaler = module[0] if isinstance(module, torch.nn.Sequential) else None  # --normalize-observations
+        module = module[1] if self.scaler is not None else module
+        self.multi_agent_mlp: MultiAgentMLP | None = module if isinstance(module, MultiAgentMLP) else None
         if self.multi_agent_mlp is None:  # a critic on plain tensors already (DeepSetsCritic)
-            self.network = critic.module
+            self.network = module
         else:
             self.network = self.multi_agent_mlp.get_stateful_net() if self.multi_agent_mlp.share_params else None
 
     def __call__(self, observation: torch.Tensor) -> torch.Tensor:
+        if self.scaler is not None:
+            observation = self.scaler(observation)
         if self.multi_agent_mlp is None:
             return self.network(observation)
         if self.network is None:

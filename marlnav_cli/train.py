@@ -31,6 +31,7 @@ from marlnav_cli.curriculum import stage_arguments, stage_of
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
 from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
+from marlnav_cli.observation_norm import measure_observation_statistics, set_observation_statistics
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
 
@@ -95,6 +96,9 @@ def train(
     }
     if resume is not None:
         _restore(state, resume)
+    elif config.normalize_observations:  # measured once, then kept with the weights (resume restores them)
+        statistics = measure_observation_statistics(config, device)
+        set_observation_statistics({name: [policies[name], critics[name]] for name in policies}, statistics)
     # One network and action box per group, shared by collection and the loss.
     actors = {group.name: tensor_policy(policies[group.name], group, bool(config.team_sizes)) for group in groups}
     objectives = {
