@@ -37,6 +37,8 @@ normalize_advantage = { values = [true, false] }
 # What a search may not vary: the task itself, the seeds (--seeds-per-trial), and the budget (--frames:
 # more frames would always win).
 NOT_SEARCHABLE = {"scenario", "seed", "scenario_args", "total_frames"}
+# Settings whose every value is checked by building the scenario with it (before Ray starts).
+BUILDS_THE_SCENARIO = {"curriculum", "n_agents"}
 MAX_SPACE_FILE_BYTES = 64 * 1024
 MAX_CHOICES = 1000
 
@@ -86,6 +88,8 @@ class Parameter:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value or '""'
     return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -148,7 +152,11 @@ def _parameter(key: str, table: Any, base: TrainConfig) -> Parameter:
     ends = parameter.values if parameter.values is not None else (parameter.low, parameter.high)
     for value in ends:  # each value in the base config: a value no run accepts is a typo
         try:
-            dataclasses.replace(base, **{name: value}).validate()
+            candidate = dataclasses.replace(base, **{name: value}).validate()
+            if name in BUILDS_THE_SCENARIO:  # the scenario itself must take it: VMAS builds each once
+                from marlnav_cli.experiment import fit_team_size
+
+                fit_team_size(candidate, explicit=True)
         except ConfigError as error:
             raise ConfigError(f"--space {key}: {_text(value)} does not fit this search ({error})") from None
     return parameter

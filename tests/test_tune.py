@@ -98,6 +98,8 @@ def test_space_file_names_settings_as_the_config_does(tmp_path: Path) -> None:
         ("gamma = { values = [0.9], step = 2 }", "unknown keys step"),
         ("lr = { values = [0.1] }\n'--lr' = { values = [0.2] }", "names lr twice"),
         ("minibatch_size = { values = [200] }", "does not fit this search"),  # larger than a batch of 100
+        ('curriculum = { values = ["", "agent_radius=0.05,abc"] }', "refused these settings"),  # VMAS builds it
+        ('curriculum = { values = ["colour=1"] }', "takes no argument colour"),
     ],
 )
 def test_bad_space_is_one_error_before_ray(cli, tmp_path: Path, monkeypatch, text: str, message: str) -> None:
