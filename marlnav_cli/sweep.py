@@ -247,7 +247,15 @@ def start_ray(ray: Any, address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
         return
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
+    # address="local": a Ray of this process's own. Without it Ray joins the latest `ray start` cluster on
+    # the machine (its workers, its code, its CPUs), which --address alone should choose.
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
 
 
 def is_loopback(address: str) -> bool:

@@ -269,6 +269,25 @@ def test_local_ray_lives_on_loopback_alone() -> None:
         ray.shutdown()
 
 
+def test_local_ray_is_its_own_even_beside_a_running_cluster() -> None:
+    """With no --address, Ray's own default would join the latest `ray start` cluster on the machine (seen
+    here: a sweep ran on another search's head, with that head's code and CPUs); marlnav asks for its own."""
+    from marlnav_cli.sweep import start_ray
+
+    calls: list[dict] = []
+
+    class RecordingRay:
+        @staticmethod
+        def init(**kwargs: object) -> None:
+            calls.append(kwargs)
+
+    start_ray(RecordingRay, None)
+    start_ray(RecordingRay, "127.0.0.1:6379")
+    start_ray(RecordingRay, "10.1.2.3:6379")
+    assert [call.get("address") for call in calls] == ["local", "127.0.0.1:6379", "10.1.2.3:6379"]
+    assert [call.get("_node_ip_address") for call in calls] == ["127.0.0.1", "127.0.0.1", None]
+
+
 def test_summary_table_gives_each_figure_or_n_a(monkeypatch) -> None:
     """The printed table reads summarise()'s entries: success with its interval and worst seed, length and
     collisions; n/a where the scenario defines no success."""
