@@ -56,6 +56,35 @@ def train_and_evaluate(config_json: str, episodes: int, keep: str | None = None)
     }
 
 
+def evaluate_run(config_json: str, episodes: int, runs: str) -> dict[str, Any]:
+    """One seed of the entry trained already (a `marlnav tune` search's final/ runs re-train its best on
+    these very seeds): the run whose checkpoint holds exactly this config, evaluated as a fresh one is."""
+    import torch
+
+    from marlnav_cli.checkpoint import read_checkpoint
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.experiment import evaluate_checkpoint
+
+    torch.set_num_threads(1)
+    config = TrainConfig.from_json(config_json)
+    matching = []
+    for path in sorted(Path(runs).glob("*/policy.safetensors")):
+        checkpoint = read_checkpoint(path)
+        if checkpoint.config == config:
+            matching.append((path, checkpoint))
+    if len(matching) != 1:
+        raise SystemExit(f"{runs}: {len(matching)} runs hold the entry's settings at seed {config.seed}, not 1")
+    path, checkpoint = matching[0]
+    report = evaluate_checkpoint(path, episodes=episodes, seed=None, device_name="cpu")
+    return {
+        "seed": config.seed,
+        "frames": checkpoint.history[-1]["frames"],
+        "train_s": checkpoint.history[-1]["wall_s"],
+        "run": str(path.parent),
+        **{name: getattr(report.policy, name) for name in FIGURES},
+    }
+
+
 def evaluate_fixed(config_json: str, episodes: int, kind: str) -> dict[str, Any] | str:
     """Random actions or the scenario's heuristic on the episodes a policy of this config is evaluated on."""
     import torch
@@ -100,6 +129,7 @@ def benchmark_scenario(
     *,
     smoke: bool = False,
     keep: Path | None = None,
+    entry_runs_folder: Path | None = None,
 ) -> dict[str, Any]:
     from marlnav_cli.config import preset_config
     from marlnav_cli.experiment import resolve_train_config
@@ -109,14 +139,24 @@ def benchmark_scenario(
     # As `marlnav train --scenario S` resolves it (a fixed team's size included).
     entry_config = dataclasses.replace(resolve_train_config({"scenario": scenario}), **(SMOKE if smoke else {}))
     configs = [dataclasses.replace(entry_config, seed=seed) for seed in seeds]
-    entry_runs = list(
-        pool.map(
-            train_and_evaluate,
-            [c.to_json() for c in configs],
-            [episodes] * len(configs),
-            [None if keep is None else str(keep)] * len(configs),
+    if entry_runs_folder is not None:
+        entry_runs = list(
+            pool.map(
+                evaluate_run,
+                [c.to_json() for c in configs],
+                [episodes] * len(configs),
+                [str(entry_runs_folder)] * len(configs),
+            )
         )
-    )
+    else:
+        entry_runs = list(
+            pool.map(
+                train_and_evaluate,
+                [c.to_json() for c in configs],
+                [episodes] * len(configs),
+                [None if keep is None else str(keep)] * len(configs),
+            )
+        )
     fixed = {
         kind: list(
             pool.map(evaluate_fixed, [c.to_json() for c in configs], [episodes] * len(configs), [kind] * len(configs))
@@ -200,16 +240,34 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "zoo.json")
     parser.add_argument("--smoke", action="store_true", help="every run one tiny iteration (checks the script)")
     parser.add_argument("--keep", type=Path, help="keep each entry run's folder here (SCENARIO-seedK)")
+    parser.add_argument(
+        "--entry-runs",
+        type=Path,
+        help="take the entry's runs from this folder instead of training them (one scenario): e.g. the final/ "
+        "folder of the `marlnav tune` search that found the entry, whose runs must hold the entry's exact config",
+    )
     args = parser.parse_args()
     seeds = parse_int_ranges(args.seeds, flag="--seeds", most=100)
     scenarios = [name.strip() for name in args.scenarios.split(",")]
+    if args.entry_runs is not None and len(scenarios) != 1:
+        parser.error("--entry-runs holds one scenario's runs: name that one with --scenarios")
     unknown = [name for name in scenarios if name not in zoo()]
     if unknown:
         parser.error(f"no zoo entry for {', '.join(unknown)}; the zoo has {', '.join(zoo())}")
     results = []
     with ProcessPoolExecutor(max_workers=args.parallel, mp_context=get_context("spawn")) as pool:
         for scenario in scenarios:
-            results.append(benchmark_scenario(scenario, seeds, pool, args.episodes, smoke=args.smoke, keep=args.keep))
+            results.append(
+                benchmark_scenario(
+                    scenario,
+                    seeds,
+                    pool,
+                    args.episodes,
+                    smoke=args.smoke,
+                    keep=args.keep,
+                    entry_runs_folder=args.entry_runs,
+                )
+            )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))  # kept as each scenario lands
             print(f"{scenario}: done", flush=True)
