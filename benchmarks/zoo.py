@@ -139,24 +139,14 @@ def benchmark_scenario(
     # As `marlnav train --scenario S` resolves it (a fixed team's size included).
     entry_config = dataclasses.replace(resolve_train_config({"scenario": scenario}), **(SMOKE if smoke else {}))
     configs = [dataclasses.replace(entry_config, seed=seed) for seed in seeds]
+    # The entry's runs: trained here, or taken from a folder that holds them already (--entry-runs).
     if entry_runs_folder is not None:
-        entry_runs = list(
-            pool.map(
-                evaluate_run,
-                [c.to_json() for c in configs],
-                [episodes] * len(configs),
-                [str(entry_runs_folder)] * len(configs),
-            )
-        )
+        run_entry, folder = evaluate_run, str(entry_runs_folder)
     else:
-        entry_runs = list(
-            pool.map(
-                train_and_evaluate,
-                [c.to_json() for c in configs],
-                [episodes] * len(configs),
-                [None if keep is None else str(keep)] * len(configs),
-            )
-        )
+        run_entry, folder = train_and_evaluate, None if keep is None else str(keep)
+    entry_runs = list(
+        pool.map(run_entry, [c.to_json() for c in configs], [episodes] * len(configs), [folder] * len(configs))
+    )
     fixed = {
         kind: list(
             pool.map(evaluate_fixed, [c.to_json() for c in configs], [episodes] * len(configs), [kind] * len(configs))

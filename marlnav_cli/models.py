@@ -55,9 +55,8 @@ def build_critics(env: TransformedEnv, config: TrainConfig, device: torch.device
             if config.critic == "deepsets"
             else _mlp(env, group, config, device, outputs=1, centralised=config.mappo, share_params=config.share_critic)
         )
-        scaler = _scalers(env, group, config, device)
         critics[group.name] = TensorDictModule(
-            torch.nn.Sequential(*scaler, network) if scaler else network,
+            _scaled(network, _scalers(env, group, config, device)),
             in_keys=[group.key("observation")],
             out_keys=[group.key("state_value")],
         )
@@ -85,6 +84,11 @@ class ObservationScaler(torch.nn.Module):
 def _scalers(env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device) -> list:
     """The observation scaler a network starts with, where --normalize-observations asks for one."""
     return [ObservationScaler(observation_size(env, group), device)] if config.normalize_observations else []
+
+
+def _scaled(network: torch.nn.Module, scalers: list) -> torch.nn.Module:
+    """The network, behind its observation scaler where it has one (the plain network keeps its weight names)."""
+    return torch.nn.Sequential(*scalers, network) if scalers else network
 
 
 def observation_scalers(module: torch.nn.Module) -> list[ObservationScaler]:
@@ -134,7 +138,7 @@ def _build_policy(
         )
         return ProbabilisticActor(
             module=TensorDictModule(
-                torch.nn.Sequential(*scaler, net) if scaler else net,
+                _scaled(net, scaler),
                 in_keys=[group.key("observation")],
                 out_keys=[group.key("logits")],
             ),
@@ -270,8 +274,9 @@ class TensorCritic:
 
     def __init__(self, critic: TensorDictModule) -> None:
         module = critic.module
-        self.scaler = module[0] if isinstance(module, torch.nn.Sequential) else None  # --normalize-observations
-        module = module[1] if self.scaler is not None else module
+        scaled = isinstance(module, torch.nn.Sequential) and isinstance(module[0], ObservationScaler)
+        self.scaler = module[0] if scaled else None  # --normalize-observations
+        module = module[1] if scaled else module
         self.multi_agent_mlp: MultiAgentMLP | None = module if isinstance(module, MultiAgentMLP) else None
         if self.multi_agent_mlp is None:  # a critic on plain tensors already (DeepSetsCritic)
             self.network = module

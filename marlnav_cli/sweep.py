@@ -244,17 +244,12 @@ def start_ray(ray: Any, address: str | None) -> None:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
-        return
     # address="local": a Ray of this process's own. Without it Ray joins the latest `ray start` cluster on
-    # the machine (its workers, its code, its CPUs), which --address alone should choose.
+    # the machine (its workers, its code, its CPUs), which --address alone should choose. The dashboard is
+    # a head's to start: only a Ray of our own is told not to.
+    own = {} if address else {"include_dashboard": False}
     ray.init(
-        address="local",
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
+        address=address or "local", log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1", **own
     )
 
 
