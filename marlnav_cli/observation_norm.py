@@ -36,8 +36,10 @@ def measure_observation_statistics(
             norms[group.name] = ObservationNorm(in_keys=[group.key("observation")], standard_normal=True)
             env.append_transform(norms[group.name])
         for norm in norms.values():  # in order: ObservationNorm asks that earlier ones be initialised
-            # A rollout is [envs, steps, agents, features]: one loc and scale per feature.
-            norm.init_stats(num_iter=config.num_envs * config.max_steps, reduce_dim=(0, 1, 2), cat_dim=0)
+            # A rollout is [envs, steps, agents, features]: one loc and scale per feature. A rollout stops
+            # when any env's episode ends (balance's package falls within ~30 random steps), so rollouts
+            # differ in length and are joined along the steps.
+            norm.init_stats(num_iter=config.num_envs * config.max_steps, reduce_dim=(0, 1, 2), cat_dim=1)
         return {name: (norm.loc.detach().clone(), norm.scale.detach().clone()) for name, norm in norms.items()}
     finally:
         restore_rng(saved)

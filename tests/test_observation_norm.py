@@ -47,6 +47,15 @@ def test_statistics_describe_random_episodes_and_leave_the_random_state_alone() 
     assert torch.equal(again[0], loc) and torch.equal(again[1], scale)
 
 
+def test_statistics_join_rollouts_cut_short_by_episodes_that_end() -> None:
+    # Balance's package falls within tens of random steps, and a rollout stops at the first env's end, so
+    # the measurement joins rollouts of different lengths (joining them along the envs failed here).
+    config = TrainConfig(scenario="balance", frames_per_batch=400, max_steps=100, minibatch_size=100, seed=1)
+    loc, scale = measure_observation_statistics(config.validate(), torch.device("cpu"))["agents"]
+    assert loc.ndim == 1 and loc.shape == scale.shape
+    assert torch.isfinite(loc).all() and torch.isfinite(scale).all() and (scale > 0).any()
+
+
 def test_a_normalised_run_keeps_its_statistics_and_exports_with_them(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert cli("train", "--normalize-observations", "--frames", "200", *TINY, "--out", run).exit_code == 0
