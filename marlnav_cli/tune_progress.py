@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -57,10 +58,12 @@ class TuneProgress(Callback):
 
 
 def _error_line(trial: Any) -> str:
-    """The last line of a failed trial's error (its exception), where Ray kept it."""
+    """The last line of a failed trial's error (its exception). Ray writes it to the trial's local folder
+    before this callback; its storage copy (`get_error`) may come later, so the local file is read first."""
     try:
-        error = trial.get_error()
-    except Exception:  # Ray's own bookkeeping: the line is a courtesy, trials.csv holds the error
+        local = Path(trial.error_file) if trial.error_file else None
+        error = local.read_text() if local is not None and local.is_file() else trial.get_error()
+    except Exception:  # Ray's own bookkeeping: the line is a courtesy, trials.csv holds the error at the end
         error = None
     lines = str(error or "").strip().splitlines()
-    return " ".join(lines[-1].split())[:200] if lines else "see trials.csv"
+    return " ".join(lines[-1].split())[:200] if lines else "its error goes to trials.csv at the end"
