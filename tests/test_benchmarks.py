@@ -77,3 +77,20 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
     assert "cvxpy" in result["heuristic"]  # navigation's controller needs it: said, not skipped silently
     assert "| navigation | mean episode reward |" in completed.stdout
     assert (tmp_path / "runs" / "navigation-seed1" / "policy.safetensors").is_file()  # --keep: shippable
+
+
+def test_pushing_at_the_goal_moves_reverse_transports_package_where_random_actions_do_not() -> None:
+    import torch
+
+    from benchmarks.push_to_goal import push_to_goal
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
+
+    config = TrainConfig(scenario="reverse_transport", n_agents=4, max_steps=30, seed=3)
+    pushed = push_to_goal(config, episodes=16)
+    random_actions = evaluate_actor(
+        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
+    )
+    # the reward is the package's progress toward its goal: pushing earns it, random actions barely do
+    assert pushed.mean_reward is not None and random_actions.mean_reward is not None
+    assert pushed.mean_reward > 0.5 and pushed.mean_reward > 5 * abs(random_actions.mean_reward)
