@@ -18,9 +18,8 @@ import dataclasses
 import torch
 
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import agent_groups, make_env
 from marlnav_cli.episodes import EVAL_SEED_OFFSET, EpisodeFigures, evaluate_actor
-from marlnav_cli.heuristics import HeuristicActor
+from marlnav_cli.heuristics import HeuristicActor, one_group_team
 
 
 class PushToGoal:
@@ -32,18 +31,11 @@ class PushToGoal:
         return u_range * toward_goal / toward_goal.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
 
-def push_to_goal_actor(config: TrainConfig) -> HeuristicActor:
-    env = make_env(config, num_envs=1, seed=config.seed, device=torch.device("cpu"))
-    u_ranges = [float(agent.u_range) for agent in env.base_env._env.agents]
-    group = agent_groups(env)[0].name
-    env.close()
-    return HeuristicActor(PushToGoal(), group, u_ranges)
-
-
 def push_to_goal(config: TrainConfig, episodes: int) -> EpisodeFigures:
+    team = one_group_team(config)
     return evaluate_actor(
         config,
-        push_to_goal_actor(config),
+        HeuristicActor(PushToGoal(), team.group, team.u_ranges),
         episodes=episodes,
         seed=config.seed + EVAL_SEED_OFFSET,
         device=torch.device("cpu"),

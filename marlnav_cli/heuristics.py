@@ -41,6 +41,27 @@ class HeuristicActor(TensorDictModuleBase):
         return tensordict.set(self.out_keys[0], torch.stack(actions, dim=-2).to(observation.dtype))
 
 
+@dataclass(frozen=True)
+class Team:
+    """What a hand-written controller needs from the task, read from one env: the agents' group, each
+    agent's u_range, and a first observation to try the controller on."""
+
+    group: str
+    u_ranges: list[float]
+    first_observation: torch.Tensor
+
+
+def one_group_team(config: TrainConfig) -> Team:
+    env = make_env(config, num_envs=1, seed=config.seed, device=torch.device("cpu"))
+    groups = agent_groups(env)
+    u_ranges = [float(agent.u_range) for agent in env.base_env._env.agents]
+    first_observation = env.reset().get(groups[0].key("observation"))[:, 0]
+    env.close()
+    if len(groups) != 1:
+        raise MarlnavError(f"{config.scenario}'s heuristic is for one agent group, not {len(groups)}")
+    return Team(groups[0].name, u_ranges, first_observation)
+
+
 def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailable:
     """The scenario's heuristic for continuous actions, or why there is none to run."""
     from vmas.scenarios import load
@@ -51,16 +72,10 @@ def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailabl
         return HeuristicUnavailable(f"VMAS ships no heuristic for {config.scenario}")
     if config.discrete:
         return HeuristicUnavailable("VMAS's heuristics act in continuous actions only")
-    env = make_env(config, num_envs=1, seed=config.seed, device=torch.device("cpu"))
-    groups = agent_groups(env)
-    u_ranges = [float(agent.u_range) for agent in env.base_env._env.agents]
-    first_observation = env.reset().get(groups[0].key("observation"))[:, 0]
-    env.close()
-    if len(groups) != 1:
-        raise MarlnavError(f"{config.scenario}'s heuristic is for one agent group, not {len(groups)}")
+    team = one_group_team(config)
     policy = policy_class(continuous_action=True)
     try:
-        policy.compute_action(first_observation, u_range=u_ranges[0])
+        policy.compute_action(team.first_observation, u_range=team.u_ranges[0])
     except ImportError as error:  # navigation's controller solves a QP with cvxpylayers
         return HeuristicUnavailable(f"{config.scenario}'s heuristic needs {error.name} (pip install {error.name})")
-    return HeuristicActor(policy, groups[0].name, u_ranges)
+    return HeuristicActor(policy, team.group, team.u_ranges)
