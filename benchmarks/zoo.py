@@ -1,11 +1,13 @@
 """The zoo's benchmark: each entry over several seeds, beside random actions, VMAS's heuristic and BenchMARL.
 
 Usage: python -m benchmarks.zoo [--scenarios navigation,balance] [--seeds 100-102] [--parallel 2]
-           [--episodes 200] [--out benchmarks/results/zoo.json]
+           [--episodes 200] [--checkpoint final|best] [--out benchmarks/results/zoo.json]
 
 For every zoo scenario (or those named), on seeds the entries were not chosen on:
 - the entry, trained from scratch per seed, its final policy evaluated with `marlnav evaluate`'s
-  evaluation (200 episodes on seed + 1,000,000);
+  evaluation (200 episodes on seed + 1,000,000); with `--checkpoint best`, the run's best.safetensors
+  instead, chosen as `marlnav train` chooses it (evaluated every 8 iterations on validation episodes,
+  seed + 2,000,000, apart from the final evaluation's), for BenchMARL's settings too;
 - `--preset benchmarl` at the entry's scenario, team and episode length, given the same wall time: as
   many of its 60,000-frame iterations as fit in the entry's mean training time on this machine, measured
   from one of its iterations run here first;
@@ -30,23 +32,31 @@ REPO = Path(__file__).resolve().parent.parent
 FIGURES = ("mean_reward", "success_rate", "goal_rate", "failure_rate", "mean_length", "mean_collisions")
 
 
-def train_and_evaluate(config_json: str, episodes: int, keep: str | None = None) -> dict[str, Any]:
-    """One seed of one setting, in a worker process: train to the end, evaluate the final policy; its
-    run folder is kept under `keep` when given (to ship a policy from), else removed."""
+CHECKPOINTS = ("final", "best")
+
+
+def train_and_evaluate(
+    config_json: str, episodes: int, keep: str | None = None, checkpoint: str = "final"
+) -> dict[str, Any]:
+    """One seed of one setting, in a worker process: train to the end, evaluate the final policy (or the
+    best validated one, with checkpoint="best"); its run folder is kept under `keep` when given (to ship a
+    policy from), else removed."""
     import torch
 
     from marlnav_cli.config import TrainConfig
-    from marlnav_cli.experiment import evaluate_checkpoint, run_training
+    from marlnav_cli.experiment import DEFAULT_EVALUATION, evaluate_checkpoint, run_training
     from marlnav_cli.validation import EvaluationSchedule
 
     torch.set_num_threads(1)
     config = TrainConfig.from_json(config_json)
+    # Validation restores the RNG it used, so the run trains the same with it or without it.
+    validation = DEFAULT_EVALUATION if checkpoint == "best" else EvaluationSchedule(0, 1)
     with tempfile.TemporaryDirectory() as folder:
         run = Path(keep) / f"{config.scenario}-seed{config.seed}" if keep else Path(folder) / "run"
-        outcome = run_training(
-            config, device_name="cpu", run_folder=run, evaluation=EvaluationSchedule(0, 1), overwrite=True
-        )
-        report = evaluate_checkpoint(outcome.files.checkpoint, episodes=episodes, seed=None, device_name="cpu")
+        outcome = run_training(config, device_name="cpu", run_folder=run, evaluation=validation, overwrite=True)
+        files = outcome.files
+        chosen = files.best_checkpoint if checkpoint == "best" else files.checkpoint
+        report = evaluate_checkpoint(chosen, episodes=episodes, seed=None, device_name="cpu")
     policy = report.policy
     return {
         "seed": config.seed,
@@ -56,9 +66,10 @@ def train_and_evaluate(config_json: str, episodes: int, keep: str | None = None)
     }
 
 
-def evaluate_run(config_json: str, episodes: int, runs: str) -> dict[str, Any]:
+def evaluate_run(config_json: str, episodes: int, runs: str, checkpoint: str = "final") -> dict[str, Any]:
     """One seed of the entry trained already (a `marlnav tune` search's final/ runs re-train its best on
-    these very seeds): the run whose checkpoint holds exactly this config, evaluated as a fresh one is."""
+    these very seeds): the run whose checkpoint holds exactly this config, evaluated as a fresh one is
+    (its best.safetensors with checkpoint="best")."""
     import torch
 
     from marlnav_cli.checkpoint import read_checkpoint
@@ -74,12 +85,13 @@ def evaluate_run(config_json: str, episodes: int, runs: str) -> dict[str, Any]:
             matching.append((path, checkpoint))
     if len(matching) != 1:
         raise SystemExit(f"{runs}: {len(matching)} runs hold the entry's settings at seed {config.seed}, not 1")
-    path, checkpoint = matching[0]
-    report = evaluate_checkpoint(path, episodes=episodes, seed=None, device_name="cpu")
+    path, final = matching[0]
+    chosen = path.with_name("best.safetensors") if checkpoint == "best" else path
+    report = evaluate_checkpoint(chosen, episodes=episodes, seed=None, device_name="cpu")
     return {
         "seed": config.seed,
-        "frames": checkpoint.history[-1]["frames"],
-        "train_s": checkpoint.history[-1]["wall_s"],
+        "frames": final.history[-1]["frames"],
+        "train_s": final.history[-1]["wall_s"],
         "run": str(path.parent),
         **{name: getattr(report.policy, name) for name in FIGURES},
     }
@@ -130,6 +142,7 @@ def benchmark_scenario(
     smoke: bool = False,
     keep: Path | None = None,
     entry_runs_folder: Path | None = None,
+    checkpoint: str = "final",
 ) -> dict[str, Any]:
     from marlnav_cli.config import preset_config
     from marlnav_cli.experiment import resolve_train_config
@@ -145,7 +158,13 @@ def benchmark_scenario(
     else:
         run_entry, folder = train_and_evaluate, None if keep is None else str(keep)
     entry_runs = list(
-        pool.map(run_entry, [c.to_json() for c in configs], [episodes] * len(configs), [folder] * len(configs))
+        pool.map(
+            run_entry,
+            [c.to_json() for c in configs],
+            [episodes] * len(configs),
+            [folder] * len(configs),
+            [checkpoint] * len(configs),
+        )
     )
     fixed = {
         kind: list(
@@ -167,10 +186,17 @@ def benchmark_scenario(
     benchmarl = dataclasses.replace(benchmarl, total_frames=iterations * benchmarl.frames_per_batch)
     benchmarl_configs = [dataclasses.replace(benchmarl, seed=seed) for seed in seeds]
     benchmarl_runs = list(
-        pool.map(train_and_evaluate, [c.to_json() for c in benchmarl_configs], [episodes] * len(benchmarl_configs))
+        pool.map(
+            train_and_evaluate,
+            [c.to_json() for c in benchmarl_configs],
+            [episodes] * len(benchmarl_configs),
+            [None] * len(benchmarl_configs),
+            [checkpoint] * len(benchmarl_configs),
+        )
     )
     return {
         "scenario": scenario,
+        "checkpoint": checkpoint,
         "entry": {
             "settings": entry.settings,
             "frames": entry_config.total_frames,
@@ -236,6 +262,13 @@ def main() -> None:
         help="take the entry's runs from this folder instead of training them (one scenario): e.g. the final/ "
         "folder of the `marlnav tune` search that found the entry, whose runs must hold the entry's exact config",
     )
+    parser.add_argument(
+        "--checkpoint",
+        choices=CHECKPOINTS,
+        default="final",
+        help="evaluate each run's final policy, or its best.safetensors (chosen on validation episodes, as "
+        "`marlnav train` chooses it); the same for the entry and BenchMARL's settings",
+    )
     args = parser.parse_args()
     seeds = parse_int_ranges(args.seeds, flag="--seeds", most=100)
     scenarios = [name.strip() for name in args.scenarios.split(",")]
@@ -256,6 +289,7 @@ def main() -> None:
                     smoke=args.smoke,
                     keep=args.keep,
                     entry_runs_folder=args.entry_runs,
+                    checkpoint=args.checkpoint,
                 )
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from marlnav_cli.checkpoint import read_checkpoint
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -67,16 +69,22 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
         str(out),
         "--keep",
         str(tmp_path / "runs"),
+        "--checkpoint",
+        "best",
     )
     assert completed.returncode == 0, completed.stderr
     (result,) = json.loads(out.read_text())
     assert result["scenario"] == "navigation" and result["entry"]["seeds"] == [0, 1]
+    assert result["checkpoint"] == "best"
     assert len(result["entry"]["runs"]) == len(result["benchmarl"]["runs"]) == 2
     assert 0 <= result["entry"]["success_rate"]["min"] <= result["entry"]["success_rate"]["mean"] <= 1
     assert result["random"]["success_rate"]["mean"] == 0.0
     assert "cvxpy" in result["heuristic"]  # navigation's controller needs it: said, not skipped silently
     assert "| navigation | mean episode reward |" in completed.stdout
     assert (tmp_path / "runs" / "navigation-seed1" / "policy.safetensors").is_file()  # --keep: shippable
+    # --checkpoint best: the runs were validated as `marlnav train` validates, so best.safetensors was chosen
+    history = read_checkpoint(tmp_path / "runs" / "navigation-seed1" / "best.safetensors").history
+    assert history[-1]["eval_s"] is not None
 
 
 def test_pushing_at_the_goal_moves_reverse_transports_package_where_random_actions_do_not() -> None:
