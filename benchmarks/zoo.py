@@ -80,9 +80,9 @@ def evaluate_run(config_json: str, episodes: int, runs: str, checkpoint: str = "
     config = TrainConfig.from_json(config_json)
     matching = []
     for path in sorted(Path(runs).glob("*/policy.safetensors")):
-        checkpoint = read_checkpoint(path)
-        if checkpoint.config == config:
-            matching.append((path, checkpoint))
+        run_checkpoint = read_checkpoint(path)
+        if run_checkpoint.config == config:
+            matching.append((path, run_checkpoint))
     if len(matching) != 1:
         raise SystemExit(f"{runs}: {len(matching)} runs hold the entry's settings at seed {config.seed}, not 1")
     path, final = matching[0]

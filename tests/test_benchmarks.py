@@ -54,7 +54,7 @@ def test_benchmark_modules_import_without_files_outside_the_repo(module: str) ->
     assert "usage" in completed.stdout.lower()
 
 
-def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
+def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "zoo.json"
     completed = _module(
         "benchmarks.zoo",
@@ -85,6 +85,23 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path) -> None:
     # --checkpoint best: the runs were validated as `marlnav train` validates, so best.safetensors was chosen
     history = read_checkpoint(tmp_path / "runs" / "navigation-seed1" / "best.safetensors").history
     assert history[-1]["eval_s"] is not None
+    # --entry-runs with --checkpoint best evaluates the run's best.safetensors (one iteration here, where
+    # best and final hold the same weights, so which file was evaluated is read off the call)
+    import marlnav_cli.experiment
+    from benchmarks.zoo import evaluate_run
+
+    evaluated: list[Path] = []
+
+    def record_path(path: Path, **_: object) -> None:
+        evaluated.append(path)
+        raise StopIteration
+
+    monkeypatch.setattr(marlnav_cli.experiment, "evaluate_checkpoint", record_path)
+    config_json = read_checkpoint(tmp_path / "runs" / "navigation-seed1" / "policy.safetensors").config.to_json()
+    for checkpoint in ("best", "final"):
+        with pytest.raises(StopIteration):
+            evaluate_run(config_json, 4, str(tmp_path / "runs"), checkpoint)
+    assert [path.name for path in evaluated] == ["best.safetensors", "policy.safetensors"]
 
 
 def test_pushing_at_the_goal_moves_reverse_transports_package_where_random_actions_do_not() -> None:
