@@ -46,7 +46,15 @@ def test_tutorial_reference_trains_and_evaluates_at_tiny_sizes() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["benchmarks.vs_tutorial", "benchmarks.hot_paths", "benchmarks.scale", "benchmarks.zoo", "benchmarks.team_sizes"],
+    [
+        "benchmarks.vs_tutorial",
+        "benchmarks.hot_paths",
+        "benchmarks.scale",
+        "benchmarks.zoo",
+        "benchmarks.team_sizes",
+        "benchmarks.push_to_goal",
+        "benchmarks.food_tour",
+    ],
 )
 def test_benchmark_modules_import_without_files_outside_the_repo(module: str) -> None:
     completed = _module(module, "--help")
@@ -119,3 +127,22 @@ def test_pushing_at_the_goal_moves_reverse_transports_package_where_random_actio
     # the reward is the package's progress toward its goal: pushing earns it, random actions barely do
     assert pushed.mean_reward is not None and random_actions.mean_reward is not None
     assert pushed.mean_reward > 0.5 and pushed.mean_reward > 5 * abs(random_actions.mean_reward)
+
+
+def test_touring_the_nearest_food_eats_dispersions_food_where_random_actions_do_not() -> None:
+    import torch
+
+    from benchmarks.food_tour import food_tour
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
+
+    config = TrainConfig(scenario="dispersion", n_agents=2, max_steps=60, seed=3)
+    toured = food_tour(config, episodes=16)
+    random_actions = evaluate_actor(
+        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
+    )
+    assert toured.success_rate is not None and random_actions.success_rate is not None
+    assert toured.mean_reward is not None and random_actions.mean_reward is not None
+    # the pack eats every food in most episodes; random actions rarely eat one
+    assert toured.success_rate >= 0.75 > random_actions.success_rate
+    assert toured.mean_reward > 2 * random_actions.mean_reward

@@ -1,0 +1,75 @@
+"""What one shared, deterministic policy can reach on dispersion: every agent heads for the nearest food.
+
+Usage: python -m benchmarks.food_tour [--max-steps 100,200] [--episodes 200] [--seed 100] [--n-agents 4]
+
+VMAS ships no heuristic for dispersion, and VMAS starts every agent at the origin, so a shared
+deterministic policy moves the team as one. This controller does exactly that: each agent drives at full
+force toward the nearest food not yet eaten (from its own observation: position, velocity, then per food
+its relative position and an eaten flag), so the pack tours the food greedily. Its figures are what a
+shared policy could reach without ever splitting the team, which tells whether a zoo entry is short of
+them because of its training or because of the shared policy. Evaluated as `marlnav evaluate` evaluates
+a policy (same episodes: seed + 1,000,000). Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import torch
+
+from marlnav_cli.config import TrainConfig
+from marlnav_cli.episodes import EVAL_SEED_OFFSET, EpisodeFigures, evaluate_actor
+from marlnav_cli.heuristics import HeuristicActor, one_group_team
+
+OWN_STATE = 4  # position and velocity, before the food
+PER_FOOD = 3  # relative position, eaten flag
+
+
+class NearestFood:
+    """A VMAS-style heuristic (`compute_action(observation, u_range)`): full force toward the nearest
+    uneaten food."""
+
+    def compute_action(self, observation: torch.Tensor, u_range: float) -> torch.Tensor:
+        food = observation[..., OWN_STATE:].unflatten(-1, (-1, PER_FOOD))
+        relative, eaten = food[..., :2], food[..., 2]
+        distance = relative.norm(dim=-1) + 1e3 * eaten  # eaten food last
+        nearest = distance.argmin(dim=-1)
+        target = torch.take_along_dim(relative, nearest[..., None, None], dim=-2).squeeze(-2)
+        return u_range * target / target.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+
+
+def food_tour(config: TrainConfig, episodes: int) -> EpisodeFigures:
+    team = one_group_team(config)
+    return evaluate_actor(
+        config,
+        HeuristicActor(NearestFood(), team.group, team.u_ranges),
+        episodes=episodes,
+        seed=config.seed + EVAL_SEED_OFFSET,
+        device=torch.device("cpu"),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-steps", default="100,200", help="step limits, comma-separated")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--n-agents", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    base = TrainConfig(scenario="dispersion", n_agents=args.n_agents, seed=args.seed)
+    print("| step limit | success [95% interval] | mean episode length | mean episode reward |")
+    print("| ---: | ---: | ---: | ---: |")
+    for max_steps in [int(limit) for limit in args.max_steps.split(",")]:
+        figures = food_tour(dataclasses.replace(base, max_steps=max_steps), args.episodes)
+        low, high = figures.success_rate_ci95 or (float("nan"), float("nan"))
+        print(
+            f"| {max_steps} | {figures.success_rate:.3f} [{low:.3f}, {high:.3f}] | {figures.mean_length:.1f} "
+            f"| {figures.mean_reward:.3f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
