@@ -13,14 +13,11 @@ a policy (same episodes: seed + 1,000,000). Prints a table; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-
 import torch
 
+from benchmarks.step_limits import evaluate_controller, print_step_limit_table
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.episodes import EVAL_SEED_OFFSET, EpisodeFigures, evaluate_actor
-from marlnav_cli.heuristics import HeuristicActor, one_group_team
+from marlnav_cli.episodes import EpisodeFigures
 
 OWN_STATE = 4  # position and velocity, before the food
 PER_FOOD = 3  # relative position, eaten flag
@@ -40,35 +37,11 @@ class NearestFood:
 
 
 def food_tour(config: TrainConfig, episodes: int) -> EpisodeFigures:
-    team = one_group_team(config)
-    return evaluate_actor(
-        config,
-        HeuristicActor(NearestFood(), team.group, team.u_ranges),
-        episodes=episodes,
-        seed=config.seed + EVAL_SEED_OFFSET,
-        device=torch.device("cpu"),
-    )
+    return evaluate_controller(NearestFood(), config, episodes)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-steps", default="100,200", help="step limits, comma-separated")
-    parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--n-agents", type=int, default=4)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    base = TrainConfig(scenario="dispersion", n_agents=args.n_agents, seed=args.seed)
-    print("| step limit | success [95% interval] | mean episode length | mean episode reward |")
-    print("| ---: | ---: | ---: | ---: |")
-    for max_steps in [int(limit) for limit in args.max_steps.split(",")]:
-        figures = food_tour(dataclasses.replace(base, max_steps=max_steps), args.episodes)
-        low, high = figures.success_rate_ci95 or (float("nan"), float("nan"))
-        print(
-            f"| {max_steps} | {figures.success_rate:.3f} [{low:.3f}, {high:.3f}] | {figures.mean_length:.1f} "
-            f"| {figures.mean_reward:.3f} |",
-            flush=True,
-        )
+    print_step_limit_table(NearestFood(), "dispersion", __doc__.splitlines()[0], "100,200")
 
 
 if __name__ == "__main__":

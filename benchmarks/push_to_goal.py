@@ -12,14 +12,11 @@ policy (same episodes: seed + 1,000,000). Prints a table; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-
 import torch
 
+from benchmarks.step_limits import evaluate_controller, print_step_limit_table
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.episodes import EVAL_SEED_OFFSET, EpisodeFigures, evaluate_actor
-from marlnav_cli.heuristics import HeuristicActor, one_group_team
+from marlnav_cli.episodes import EpisodeFigures
 
 
 class PushToGoal:
@@ -32,35 +29,11 @@ class PushToGoal:
 
 
 def push_to_goal(config: TrainConfig, episodes: int) -> EpisodeFigures:
-    team = one_group_team(config)
-    return evaluate_actor(
-        config,
-        HeuristicActor(PushToGoal(), team.group, team.u_ranges),
-        episodes=episodes,
-        seed=config.seed + EVAL_SEED_OFFSET,
-        device=torch.device("cpu"),
-    )
+    return evaluate_controller(PushToGoal(), config, episodes)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-steps", default="100,300,500,1000", help="step limits, comma-separated")
-    parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--n-agents", type=int, default=4)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    base = TrainConfig(scenario="reverse_transport", n_agents=args.n_agents, seed=args.seed)
-    print("| step limit | success [95% interval] | mean episode length | mean episode reward |")
-    print("| ---: | ---: | ---: | ---: |")
-    for max_steps in [int(limit) for limit in args.max_steps.split(",")]:
-        figures = push_to_goal(dataclasses.replace(base, max_steps=max_steps), args.episodes)
-        low, high = figures.success_rate_ci95 or (float("nan"), float("nan"))
-        print(
-            f"| {max_steps} | {figures.success_rate:.3f} [{low:.3f}, {high:.3f}] | {figures.mean_length:.1f} "
-            f"| {figures.mean_reward:.2f} |",
-            flush=True,
-        )
+    print_step_limit_table(PushToGoal(), "reverse_transport", __doc__.splitlines()[0], "100,300,500,1000")
 
 
 if __name__ == "__main__":

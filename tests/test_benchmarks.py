@@ -112,37 +112,30 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path, monkeypatch
     assert [path.name for path in evaluated] == ["best.safetensors", "policy.safetensors"]
 
 
-def test_pushing_at_the_goal_moves_reverse_transports_package_where_random_actions_do_not() -> None:
+@pytest.mark.parametrize(
+    ("module", "scenario", "n_agents", "max_steps"),
+    [
+        # every agent pushes reverse_transport's package at its goal: the reward is the package's progress
+        ("push_to_goal", "reverse_transport", 4, 30),
+        # the pack tours dispersion's food, nearest uneaten first: the reward is the food eaten
+        ("food_tour", "dispersion", 2, 60),
+    ],
+)
+def test_scripted_controllers_earn_what_random_actions_do_not(
+    module: str, scenario: str, n_agents: int, max_steps: int
+) -> None:
+    import importlib
+
     import torch
 
-    from benchmarks.push_to_goal import push_to_goal
     from marlnav_cli.config import TrainConfig
     from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
 
-    config = TrainConfig(scenario="reverse_transport", n_agents=4, max_steps=30, seed=3)
-    pushed = push_to_goal(config, episodes=16)
+    controller = getattr(importlib.import_module(f"benchmarks.{module}"), module)
+    config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=3)
+    scripted = controller(config, episodes=16)
     random_actions = evaluate_actor(
         config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
     )
-    # the reward is the package's progress toward its goal: pushing earns it, random actions barely do
-    assert pushed.mean_reward is not None and random_actions.mean_reward is not None
-    assert pushed.mean_reward > 0.5 and pushed.mean_reward > 5 * abs(random_actions.mean_reward)
-
-
-def test_touring_the_nearest_food_eats_dispersions_food_where_random_actions_do_not() -> None:
-    import torch
-
-    from benchmarks.food_tour import food_tour
-    from marlnav_cli.config import TrainConfig
-    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
-
-    config = TrainConfig(scenario="dispersion", n_agents=2, max_steps=60, seed=3)
-    toured = food_tour(config, episodes=16)
-    random_actions = evaluate_actor(
-        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
-    )
-    assert toured.success_rate is not None and random_actions.success_rate is not None
-    assert toured.mean_reward is not None and random_actions.mean_reward is not None
-    # the pack eats every food in most episodes; random actions rarely eat one
-    assert toured.success_rate >= 0.75 > random_actions.success_rate
-    assert toured.mean_reward > 2 * random_actions.mean_reward
+    assert scripted.mean_reward is not None and random_actions.mean_reward is not None
+    assert scripted.mean_reward > 0.5 and scripted.mean_reward > 5 * abs(random_actions.mean_reward)
