@@ -35,6 +35,14 @@ FIGURES = ("mean_reward", "success_rate", "goal_rate", "failure_rate", "mean_len
 CHECKPOINTS = ("final", "best")
 
 
+def chosen_checkpoint(folder: Path, checkpoint: str) -> Path:
+    """The run's file that --checkpoint names: its final policy, or its best validated one."""
+    from marlnav_cli.experiment import RunFiles
+
+    files = RunFiles(folder)
+    return files.best_checkpoint if checkpoint == "best" else files.checkpoint
+
+
 def train_and_evaluate(
     config_json: str, episodes: int, keep: str | None = None, checkpoint: str = "final"
 ) -> dict[str, Any]:
@@ -54,9 +62,9 @@ def train_and_evaluate(
     with tempfile.TemporaryDirectory() as folder:
         run = Path(keep) / f"{config.scenario}-seed{config.seed}" if keep else Path(folder) / "run"
         outcome = run_training(config, device_name="cpu", run_folder=run, evaluation=validation, overwrite=True)
-        files = outcome.files
-        chosen = files.best_checkpoint if checkpoint == "best" else files.checkpoint
-        report = evaluate_checkpoint(chosen, episodes=episodes, seed=None, device_name="cpu")
+        report = evaluate_checkpoint(
+            chosen_checkpoint(outcome.files.folder, checkpoint), episodes=episodes, seed=None, device_name="cpu"
+        )
     policy = report.policy
     return {
         "seed": config.seed,
@@ -86,8 +94,9 @@ def evaluate_run(config_json: str, episodes: int, runs: str, checkpoint: str = "
     if len(matching) != 1:
         raise SystemExit(f"{runs}: {len(matching)} runs hold the entry's settings at seed {config.seed}, not 1")
     path, final = matching[0]
-    chosen = path.with_name("best.safetensors") if checkpoint == "best" else path
-    report = evaluate_checkpoint(chosen, episodes=episodes, seed=None, device_name="cpu")
+    report = evaluate_checkpoint(
+        chosen_checkpoint(path.parent, checkpoint), episodes=episodes, seed=None, device_name="cpu"
+    )
     return {
         "seed": config.seed,
         "frames": final.history[-1]["frames"],
