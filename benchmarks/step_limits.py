@@ -26,13 +26,15 @@ def evaluate_controller(controller: object, config: TrainConfig, episodes: int) 
     )
 
 
-def print_step_limit_table(controller: object, scenario: str, description: str, default_steps: str) -> None:
+def print_step_limit_table(
+    controller: object, scenario: str, description: str, default_steps: str, n_agents: int = 4
+) -> None:
     """The command line of such a benchmark: the controller's figures at each step limit, as a table."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--max-steps", default=default_steps, help="step limits, comma-separated")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--n-agents", type=int, default=4)
+    parser.add_argument("--n-agents", type=int, default=n_agents)
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = TrainConfig(scenario=scenario, n_agents=args.n_agents, seed=args.seed)

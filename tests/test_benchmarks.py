@@ -54,6 +54,7 @@ def test_tutorial_reference_trains_and_evaluates_at_tiny_sizes() -> None:
         "benchmarks.team_sizes",
         "benchmarks.push_to_goal",
         "benchmarks.food_tour",
+        "benchmarks.passage_paths",
     ],
 )
 def test_benchmark_modules_import_without_files_outside_the_repo(module: str) -> None:
@@ -139,3 +140,20 @@ def test_scripted_controllers_earn_what_random_actions_do_not(
     )
     assert scripted.mean_reward is not None and random_actions.mean_reward is not None
     assert scripted.mean_reward > 0.5 and scripted.mean_reward > 5 * abs(random_actions.mean_reward)
+
+
+def test_passage_pays_nothing_for_standing_still_and_finishes_only_through_the_gap() -> None:
+    import torch
+
+    from benchmarks.passage_paths import stand_still, through_the_gap
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
+
+    config = TrainConfig(scenario="passage", n_agents=5, max_steps=300, seed=3)
+    still = stand_still(config, episodes=16)
+    random_actions = evaluate_actor(
+        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
+    )
+    assert still.mean_reward == 0.0 and still.success_rate == 0.0  # no progress, no collision
+    assert random_actions.mean_reward is not None and random_actions.mean_reward < 0  # jitter collides
+    assert through_the_gap(config, episodes=16).success_rate > 0  # the task can be finished at this limit
