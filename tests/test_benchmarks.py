@@ -7,10 +7,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from marlnav_cli.checkpoint import read_checkpoint
+
+if TYPE_CHECKING:
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import EpisodeFigures
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,6 +118,17 @@ def test_zoo_benchmark_runs_every_side_at_tiny_sizes(tmp_path: Path, monkeypatch
     assert [path.name for path in evaluated] == ["best.safetensors", "policy.safetensors"]
 
 
+def _random_actions(config: TrainConfig, episodes: int) -> EpisodeFigures:
+    """Random actions on the episodes a scripted controller of this config is evaluated on."""
+    import torch
+
+    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
+
+    return evaluate_actor(
+        config, None, episodes=episodes, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
+    )
+
+
 @pytest.mark.parametrize(
     ("module", "scenario", "n_agents", "max_steps"),
     [
@@ -127,33 +143,23 @@ def test_scripted_controllers_earn_what_random_actions_do_not(
 ) -> None:
     import importlib
 
-    import torch
-
     from marlnav_cli.config import TrainConfig
-    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
 
     controller = getattr(importlib.import_module(f"benchmarks.{module}"), module)
     config = TrainConfig(scenario=scenario, n_agents=n_agents, max_steps=max_steps, seed=3)
     scripted = controller(config, episodes=16)
-    random_actions = evaluate_actor(
-        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
-    )
+    random_actions = _random_actions(config, episodes=16)
     assert scripted.mean_reward is not None and random_actions.mean_reward is not None
     assert scripted.mean_reward > 0.5 and scripted.mean_reward > 5 * abs(random_actions.mean_reward)
 
 
-def test_passage_pays_nothing_for_standing_still_and_finishes_only_through_the_gap() -> None:
-    import torch
-
+def test_passage_pays_nothing_for_standing_still_and_can_be_finished_through_the_gap() -> None:
     from benchmarks.passage_paths import stand_still, through_the_gap
     from marlnav_cli.config import TrainConfig
-    from marlnav_cli.episodes import EVAL_SEED_OFFSET, evaluate_actor
 
     config = TrainConfig(scenario="passage", n_agents=5, max_steps=300, seed=3)
     still = stand_still(config, episodes=16)
-    random_actions = evaluate_actor(
-        config, None, episodes=16, seed=config.seed + EVAL_SEED_OFFSET, device=torch.device("cpu")
-    )
+    random_actions = _random_actions(config, episodes=16)
     assert still.mean_reward == 0.0 and still.success_rate == 0.0  # no progress, no collision
     assert random_actions.mean_reward is not None and random_actions.mean_reward < 0  # jitter collides
     assert through_the_gap(config, episodes=16).success_rate > 0  # the task can be finished at this limit
