@@ -51,6 +51,7 @@ def train(
     logger: str = "none",
     on_start: Callable[[RunFiles, TrainConfig, int], None] | None = None,
     on_iteration: Callable[[TrainState], None] | None = None,
+    on_imitation: Callable[[dict[str, float]], None] | None = None,
     **settings: Any,
 ) -> TrainOutcome:
     """Train as `marlnav train` does: the scenario's zoo entry (or `preset`, or `config_file`) with
@@ -77,6 +78,7 @@ def train(
         evaluation=EvaluationSchedule(every=eval_every, episodes=eval_episodes),
         on_iteration=on_iteration,
         on_start=on_start,
+        on_imitation=on_imitation,
         start=starting_point(preset, config.scenario, config_file=config_path is not None),
     )
 

@@ -366,6 +366,7 @@ def train(
             logger=logger,
             on_start=progress.on_start,
             on_iteration=progress.on_iteration,
+            on_imitation=progress.on_imitation,
             **settings,
         )
     _print_training(outcome, as_json)

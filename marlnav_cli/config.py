@@ -39,6 +39,7 @@ ADDED_LATER = {
     "critic": "mlp",
     "curriculum": "",
     "normalize_observations": False,
+    "imitate_heuristic": 0,
 }
 
 
@@ -124,6 +125,13 @@ class TrainConfig:
         MODEL,
         off="--raw-observations",
     )
+    imitate_heuristic: int = setting(
+        0,
+        "Frames of the scenario's own hand-written controller (VMAS's HeuristicPolicy) that the policy learns to "
+        "copy, and the critic to value, before PPO starts (0: off); whole batches, on top of --frames. For tasks "
+        "where random exploration never finds the reward (transport's package).",
+        PPO,
+    )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)
     mappo: bool = setting(
@@ -200,9 +208,23 @@ class TrainConfig:
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
         self._check_critic_and_team_sizes()
+        self._check_imitation()
         if self.curriculum and "n_agents" in parse_curriculum(self.curriculum):
             raise ConfigError("--curriculum cannot change n_agents: --n-agents 2-8 trains across team sizes")
         return self
+
+    def _check_imitation(self) -> None:
+        value = self.imitate_heuristic
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+            raise ConfigError(
+                f"--imitate-heuristic must be 0 (off) or a frame count up to {MAX_COUNT:.0e}, got {value!r}"
+            )
+        if value and self.discrete:
+            raise ConfigError(
+                "--imitate-heuristic copies VMAS's heuristics, which act in continuous actions: leave --discrete out"
+            )
+        if value and self.team_sizes:
+            raise ConfigError("--imitate-heuristic copies one team's controller: give --n-agents one size")
 
     def _check_critic_and_team_sizes(self) -> None:
         if self.critic not in CRITICS:

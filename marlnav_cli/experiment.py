@@ -57,6 +57,8 @@ from marlnav_cli.episodes import (
 )
 from marlnav_cli.errors import ConfigError, MarlnavError, MarlnavWarning, TrainingDiverged
 from marlnav_cli.files import ensure_folder, folder_lock, remove_stale_temporaries, write_text_atomic
+from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.imitation import ImitationRow
 from marlnav_cli.media import RenderedMedia, annotate_frames, check_media_path, write_media
 from marlnav_cli.metrics import check_logger, log_iteration, make_logger, plot_curve, write_metrics
 from marlnav_cli.models import build_policies, joint_actor
@@ -87,6 +89,8 @@ class RunFiles:
         self.metrics_jsonl = folder / "metrics.jsonl"
         self.curve = folder / "curve.png"
         self.config = folder / "config.toml"
+        self.imitation_csv = folder / "imitation.csv"  # --imitate-heuristic's batches, before training
+        self.imitation_jsonl = folder / "imitation.jsonl"
         self.logger_outputs = [folder / name for name in ("tensorboard", "csv", "wandb", "mlruns")]
 
     def run_outputs(self) -> list[Path]:
@@ -98,6 +102,8 @@ class RunFiles:
             self.metrics_jsonl,
             self.curve,
             self.config,
+            self.imitation_csv,
+            self.imitation_jsonl,
             *self.logger_outputs,
         ]
 
@@ -109,6 +115,7 @@ class RunFiles:
             "metrics": self.metrics_csv,
             "curve": self.curve,
             "config": self.config,
+            "imitation": self.imitation_csv,
         }
         return {label: path for label, path in labelled.items() if path.exists()}
 
@@ -236,6 +243,7 @@ def run_training(
     on_iteration: Callable[[TrainState], None] | None = None,
     on_start: Callable[[RunFiles, TrainConfig, int], None] | None = None,
     start: str = "config",
+    on_imitation: Callable[[ImitationRow], None] | None = None,
 ) -> TrainOutcome:
     """Train, keeping the latest and best checkpoints and the metrics on disk as it goes; with
     `evaluation`, the policy is evaluated every few iterations and the best checkpoint is the best evaluated.
@@ -255,6 +263,8 @@ def run_training(
     if run_folder is None:
         run_folder = resume.path.parent if resume is not None else default_run_folder(config, start)
     check_logger(logger_kind)
+    if config.imitate_heuristic and resume is None:
+        heuristic_to_imitate(config)  # one line now, not after the run folder exists
     created = not run_folder.exists()
     files = RunFiles(ensure_folder(run_folder))
     try:
@@ -272,6 +282,7 @@ def run_training(
                     evaluation=evaluation,
                     on_iteration=on_iteration,
                     on_start=on_start,
+                    on_imitation=on_imitation,
                 )
             finally:
                 if logger is not None:
@@ -308,6 +319,7 @@ def _train_into(
     evaluation: EvaluationSchedule,
     on_iteration: Callable[[TrainState], None] | None,
     on_start: Callable[[RunFiles, TrainConfig, int], None] | None,
+    on_imitation: Callable[[ImitationRow], None] | None = None,
 ) -> TrainOutcome:
     write_text_atomic(files.config, config.to_toml())
     history = resume.history if resume is not None else []
@@ -338,6 +350,14 @@ def _train_into(
         if on_iteration is not None:
             on_iteration(state)
 
+    imitation: list[ImitationRow] = []
+
+    def after_imitation_batch(row: ImitationRow) -> None:
+        imitation.append(row)
+        write_metrics(imitation, files.imitation_csv, files.imitation_jsonl)
+        if on_imitation is not None:
+            on_imitation(row)
+
     try:
         with _stop_on_signals() as stop_signal:
             state = train(
@@ -346,6 +366,7 @@ def _train_into(
                 on_iteration=after_iteration,
                 should_stop=lambda: stop_signal() is not None,
                 resume=resume,
+                on_imitation=after_imitation_batch,
             )
     except TrainingDiverged as error:
         kept = f"last good checkpoint kept at {files.checkpoint}" if files.checkpoint.exists() else "no checkpoint kept"

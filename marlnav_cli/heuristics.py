@@ -14,7 +14,7 @@ from tensordict.nn import TensorDictModuleBase
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import agent_groups, make_env
-from marlnav_cli.errors import MarlnavError
+from marlnav_cli.errors import ConfigError, MarlnavError
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,15 @@ class HeuristicActor(TensorDictModuleBase):
         self.out_keys = [(group, "action")]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        observation = tensordict.get(self.in_keys[0])  # [envs, agents, size]
+        return tensordict.set(self.out_keys[0], self.sample(tensordict.get(self.in_keys[0])))
+
+    def sample(self, observation: torch.Tensor) -> torch.Tensor:
+        """[envs, agents, size] observations to [envs, agents, action] actions: what the collector calls."""
         actions = [
             self.policy.compute_action(observation[..., agent, :], u_range=u_range)  # type: ignore[attr-defined]
             for agent, u_range in enumerate(self.u_ranges)
         ]
-        return tensordict.set(self.out_keys[0], torch.stack(actions, dim=-2).to(observation.dtype))
+        return torch.stack(actions, dim=-2).to(observation.dtype)
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,11 @@ def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailabl
     except ImportError as error:  # navigation's controller solves a QP with cvxpylayers
         return HeuristicUnavailable(f"{config.scenario}'s heuristic needs {error.name} (pip install {error.name})")
     return HeuristicActor(policy, team.group, team.u_ranges)
+
+
+def heuristic_to_imitate(config: TrainConfig) -> HeuristicActor:
+    """The heuristic --imitate-heuristic copies, or one line saying why there is none."""
+    actor = heuristic_actor(config)
+    if isinstance(actor, HeuristicUnavailable):
+        raise ConfigError(f"--imitate-heuristic: {actor.reason}")
+    return actor

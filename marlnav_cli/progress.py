@@ -82,6 +82,13 @@ class TrainingProgress:
             **evaluated,
         )
 
+    def on_imitation(self, row: dict[str, float]) -> None:
+        """--imitate-heuristic's batches come before the first iteration: one line each."""
+        self.console.print(
+            f"imitating the heuristic: frames {row['frames']:.0f}  its reward {row['heuristic_reward_mean']:.3f}  "
+            f"action error {row['action_mse']:.4f}  critic loss {row['loss_critic']:.4f}"
+        )
+
     def _print_line(self, row: dict[str, Any], reward: str, evaluated: str | None) -> None:
         elapsed = time.monotonic() - self.started
         done_here = row["iteration"] - self.done_before

@@ -30,6 +30,8 @@ from marlnav_cli.config import TrainConfig
 from marlnav_cli.curriculum import stage_arguments, stage_of
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
 from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
+from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.imitation import ImitationRow, imitate_heuristic
 from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
 from marlnav_cli.observation_norm import measure_observation_statistics, set_observation_statistics
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
@@ -51,6 +53,7 @@ class TrainState:
     optimiser: torch.optim.Optimizer
     rng_state: dict[str, torch.Tensor] = field(default_factory=capture_rng)
     history: list[dict[str, Any]] = field(default_factory=list)
+    imitation: list[ImitationRow] = field(default_factory=list)  # --imitate-heuristic's batches, before PPO
 
     @property
     def frames(self) -> int:
@@ -78,11 +81,13 @@ def train(
     on_iteration: IterationCallback | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     resume: Checkpoint | None = None,
+    on_imitation: Callable[[ImitationRow], None] | None = None,
 ) -> TrainState:
     """Run PPO until config.total_frames: collection, GAE, then config.num_epochs of minibatch updates.
 
     `should_stop` is asked after each iteration, so an interrupt never leaves half-updated weights.
     With `resume`, training continues from that checkpoint's weights, optimiser, RNG and metrics.
+    A fresh run with config.imitate_heuristic first copies the scenario's heuristic (imitation.py).
     """
     # --- seeding, env, models, loss, optimiser ---------------------------------------------------
     started = time.perf_counter()  # wall time covers set-up too, as the tutorial's total does
@@ -127,6 +132,33 @@ def train(
         if config.reward_scale != 1.0
     }
 
+    def prepare(data: TensorDictBase) -> None:
+        """A batch readied for GAE: done per agent, rewards scaled (after episode_reward was summed, so
+        reported rewards stay unscaled)."""
+        for group in groups:  # named as every team size's and stage's groups are
+            _expand_done_to_agents(data, group)
+            if group.name in reward_scalers:
+                reward_scalers[group.name](data)
+
+    if resume is None and config.imitate_heuristic:
+        group = groups[0]
+        state.imitation = imitate_heuristic(
+            config,
+            ExperienceCollector(
+                env,
+                {group.name: heuristic_to_imitate(config)},
+                steps=config.max_steps,
+                bootstrap_time_limit=config.bootstrap_time_limit,
+            ),
+            group,
+            actors[group.name],  # type: ignore[arg-type]  # continuous: config.validate refuses --discrete
+            TensorCritic(critics[group.name]),
+            advantage_modules[group.name],
+            group_parameters[group.name],
+            prepare,
+            on_imitation,
+        )
+
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
     # One env per team size and curriculum stage (a single one without either), each collecting a whole
     # batch in its turn; the task's own env is the last stage's at n_agents.
@@ -156,10 +188,8 @@ def train(
         # --- advantages, per group ---------------------------------------------------------------
         iteration_started = time.perf_counter()
         batches = {}
+        prepare(data)
         for group in collector.groups:
-            _expand_done_to_agents(data, group)
-            if group.name in reward_scalers:  # after episode_reward was summed: reported rewards stay unscaled
-                reward_scalers[group.name](data)
             with torch.no_grad():
                 advantage_modules[group.name](data)
             batches[group.name] = PPOBatch.from_rollout(data, group, actors[group.name])

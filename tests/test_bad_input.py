@@ -54,6 +54,12 @@ CASES = {
         ["train", *TINY_TRAIN, "--checkpoint-every", "0", "--out", "{tmp}/run"],
         "--checkpoint-every must be a positive integer",
     ),
+    "imitate-negative": (["train", "--imitate-heuristic", "-5"], "--imitate-heuristic must be 0 (off) or a frame"),
+    "imitate-discrete": (["train", "--imitate-heuristic", "100", "--discrete"], "leave --discrete out"),
+    "imitate-team-sizes": (
+        ["train", "--imitate-heuristic", "100", "--n-agents", "2-4", "--critic", "deepsets"],
+        "give --n-agents one size",
+    ),
     "inspect-zero-envs": (["inspect-specs", "--num-envs", "0"], "--num-envs must be a positive integer"),
     "inspect-unknown-scenario": (["inspect-specs", "--scenario", "nowhere"], "unknown VMAS scenario"),
     # Option values at their extremes

@@ -71,7 +71,9 @@ def test_interrupted_run_resumes_bit_exactly(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "task", [[], ["--discrete"], ["--scenario", "simple_tag"]], ids=["navigation", "discrete", "two-groups"]
+    "task",
+    [[], ["--discrete"], ["--scenario", "simple_tag"], ["--scenario", "wheel", "--imitate-heuristic", "100"]],
+    ids=["navigation", "discrete", "two-groups", "imitation"],
 )
 def test_resume_extends_a_finished_run_bit_exactly(cli, tmp_path: Path, task: list[str]) -> None:
     """With a constant learning rate, 200 frames then --frames 400 equal 400 uninterrupted."""

@@ -1,0 +1,93 @@
+"""--imitate-heuristic: the policy learns VMAS's controller's actions and the critic its value (TorchRL's
+GAE targets on the controller's episodes) before PPO, in whole batches, recorded in the run folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from marlnav_cli.collect import ExperienceCollector
+from marlnav_cli.config import TrainConfig
+from marlnav_cli.envs import agent_groups, make_env
+from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.imitation import imitate_heuristic
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
+from marlnav_cli.train import _advantage_module, _expand_done_to_agents
+from tests.conftest import TINY_TRAIN
+
+CPU = torch.device("cpu")
+WHEEL = TrainConfig(
+    scenario="wheel",
+    n_agents=4,
+    frames_per_batch=400,
+    max_steps=25,
+    num_epochs=8,
+    minibatch_size=100,
+    num_cells=32,
+    lr=3e-3,
+    gamma=0.9,
+    imitate_heuristic=2000,
+)
+
+
+def _prepare(data, group) -> None:
+    _expand_done_to_agents(data, group)
+
+
+def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets() -> None:
+    torch.manual_seed(0)
+    env = make_env(WHEEL, num_envs=WHEEL.num_envs, seed=0, device=CPU)
+    group = agent_groups(env)[0]
+    policies, critics = build_policies(env, WHEEL, CPU), build_critics(env, WHEEL, CPU)
+    actor, critic = tensor_policy(policies[group.name], group), TensorCritic(critics[group.name])
+    gae = _advantage_module(WHEEL, group, critics[group.name])
+    collector = ExperienceCollector(env, {group.name: heuristic_to_imitate(WHEEL)}, steps=WHEEL.max_steps)
+    held_out = collector.collect()  # a batch the fit never sees
+    _prepare(held_out, group)
+
+    def errors() -> tuple[float, float]:
+        """The policy's most likely action against the heuristic's, and the critic against GAE's targets."""
+        with torch.no_grad():
+            observation, action = held_out.get(group.key("observation")), held_out.get(group.key("action"))
+            loc, _ = actor.network(observation)
+            gae(held_out)
+            value_error = torch.nn.functional.smooth_l1_loss(
+                critic(observation), held_out.get(group.key("value_target"))
+            )
+            return torch.nn.functional.mse_loss(actor.squash.mode(loc), action).item(), value_error.item()
+
+    action_before, value_before = errors()
+    seen = []
+    rows = imitate_heuristic(
+        WHEEL,
+        collector,
+        group,
+        actor,
+        critic,
+        gae,
+        [*policies[group.name].parameters(), *critics[group.name].parameters()],
+        lambda data: _prepare(data, group),
+        on_batch=seen.append,
+    )
+    action_after, value_after = errors()
+    assert len(rows) == math.ceil(WHEEL.imitate_heuristic / WHEEL.frames_per_batch) and seen == rows
+    assert [row["frames"] for row in rows] == [400, 800, 1200, 1600, 2000]
+    assert action_after < 0.3 * action_before, (action_before, action_after)
+    assert value_after < 0.5 * value_before, (value_before, value_after)
+    assert rows[-1]["heuristic_reward_mean"] < 0  # wheel pays a penalty every step, the heuristic's too
+
+
+def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refused_first(cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = cli("train", *TINY_TRAIN, "--scenario", "wheel", "--imitate-heuristic", "150", "--out", run)
+    assert result.exit_code == 0, result.stderr
+    lines = (run / "imitation.csv").read_text().splitlines()
+    assert lines[0].startswith("batch,frames,heuristic_reward_mean") and len(lines) == 3  # 150 frames: 2 batches
+    assert "imitate_heuristic = 150" in (run / "config.toml").read_text()
+
+    refused = tmp_path / "refused"
+    result = cli("train", *TINY_TRAIN, "--scenario", "give_way", "--imitate-heuristic", "100", "--out", refused)
+    assert result.exit_code == 2 and "VMAS ships no heuristic for give_way" in result.stderr
+    assert not refused.exists()
