@@ -5,8 +5,11 @@ almost never push it the right way, so PPO from scratch never finds the reward (
 setting tried stayed near 0 where VMAS's heuristic scores about 5). The scenario's own HeuristicPolicy
 does push it: copying that first starts PPO where the reward is, and PPO then has something to improve.
 
-The policy's most likely action (what evaluate, render and export run) is fitted to the heuristic's by
-mean squared error; its spread is left to PPO. The critic is fitted to TorchRL's GAE value targets on the
+The policy is fitted to the heuristic's actions by likelihood (each pulled 1% inside the action box,
+where tanh's preimage is finite): its most likely action (what evaluate, render and export run) comes
+to the heuristic's, and its spread narrows to how well it copies, so that PPO's sampled actions start
+near the heuristic's rather than drowned in the initial noise (fitting the most likely action alone,
+PPO lost the copy on transport: docs/zoo.md). The critic is fitted to TorchRL's GAE value targets on the
 heuristic's episodes, recomputed every epoch (TD(lambda) evaluation of the heuristic), so that PPO's first
 advantages compare with the heuristic's value rather than a random critic's. A separate Adam does this:
 the training optimiser's step counts stay PPO's alone (checkpoints check them).
@@ -25,8 +28,10 @@ from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup
 from marlnav_cli.models import ContinuousPolicy, TensorCritic
+from marlnav_cli.tanh_normal import ActionPreimage
 
 ImitationRow = dict[str, float]
+INSIDE_MARGIN = 0.01  # a heuristic's full push becomes 99% of it: tanh's preimage of the bound is infinite
 
 
 def imitate_heuristic(
@@ -49,6 +54,9 @@ def imitate_heuristic(
         prepare(data)
         observation, action = (_flat(data, data.get(group.key(name))) for name in ("observation", "action"))
         done = data.get(("next", *group.key("done")))
+        # The heuristic's actions pulled just inside the box: a saturated one has no finite preimage.
+        inside = actor.squash.centre + (action - actor.squash.centre) * (1 - INSIDE_MARGIN)
+        target = tuple(part.contiguous() for part in actor.prepare(inside))
         action_losses, critic_losses = [], []
         for _ in range(config.num_epochs):
             with torch.no_grad():
@@ -57,14 +65,17 @@ def imitate_heuristic(
             order = torch.randperm(len(observation), device=observation.device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
                 indices = order[start : start + config.minibatch_size]
-                loc, _ = actor.network(observation[indices])
-                action_loss = torch.nn.functional.mse_loss(actor.squash.mode(loc), action[indices])
+                loc, scale = actor.network(observation[indices])
+                imitation_loss = -actor.squash.log_prob(
+                    loc, scale, ActionPreimage(*(part[indices] for part in target))
+                ).mean()
                 critic_loss = torch.nn.functional.smooth_l1_loss(critic(observation[indices]), value_target[indices])
-                (action_loss + critic_loss).backward()
+                (imitation_loss + critic_loss).backward()
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
-                action_losses.append(action_loss.detach())
+                with torch.no_grad():
+                    action_losses.append(torch.nn.functional.mse_loss(actor.squash.mode(loc), action[indices]))
                 critic_losses.append(critic_loss.detach())
         updates = config.minibatches_per_epoch  # the last epoch's: how well the fit ended on this batch
         rows.append(
