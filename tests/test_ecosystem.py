@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -173,11 +174,18 @@ def test_wandb_logger_records_every_iteration_offline(cli, tmp_path: Path, monke
     folder = tmp_path / "wandb-run"
     assert cli("train", *TINY_TRAIN, "--logger", "wandb", "--out", folder).exit_code == 0
     (record,) = (folder / "wandb").glob("offline-run-*/run-*.wandb")
-    logged = record.read_bytes()  # protobuf records: metric names and JSON values appear as text
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2
-    for row in rows:
-        assert json.dumps(row["reward_mean"]).encode() in logged
+    expected = [json.dumps(row["reward_mean"]).encode() for row in rows]
+    # wandb's service process writes the file: on a loaded machine it can land after finish() returns
+    # (CI once read only its header), so wait for it, up to a minute.
+    deadline = time.monotonic() + 60
+    logged = record.read_bytes()  # protobuf records: metric names and JSON values appear as text
+    while not all(value in logged for value in expected) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        logged = record.read_bytes()
+    for value in expected:
+        assert value in logged
     assert b"reward_mean" in logged and b"eval_success_rate" in logged
 
 
