@@ -28,6 +28,7 @@ from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup
 from marlnav_cli.models import ContinuousPolicy, TensorCritic
+from marlnav_cli.ppo import flat_frames
 from marlnav_cli.tanh_normal import ActionPreimage
 
 ImitationRow = dict[str, float]
@@ -52,16 +53,16 @@ def imitate_heuristic(
     for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
         data = collector.collect()
         prepare(data)
-        observation, action = (_flat(data, data.get(group.key(name))) for name in ("observation", "action"))
+        observation, action = (flat_frames(data, data.get(group.key(name))) for name in ("observation", "action"))
         done = data.get(("next", *group.key("done")))
         # The heuristic's actions pulled just inside the box: a saturated one has no finite preimage.
         inside = actor.squash.centre + (action - actor.squash.centre) * (1 - INSIDE_MARGIN)
         target = tuple(part.contiguous() for part in actor.prepare(inside))
-        action_losses, critic_losses = [], []
         for _ in range(config.num_epochs):
+            action_losses, critic_losses = [], []  # the last epoch's are reported: how well the fit ended
             with torch.no_grad():
                 advantage_module(data)
-            value_target = _flat(data, data.get(group.key("value_target")))
+            value_target = flat_frames(data, data.get(group.key("value_target")))
             order = torch.randperm(len(observation), device=observation.device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
                 indices = order[start : start + config.minibatch_size]
@@ -77,21 +78,15 @@ def imitate_heuristic(
                 with torch.no_grad():
                     action_losses.append(torch.nn.functional.mse_loss(actor.squash.mode(loc), action[indices]))
                 critic_losses.append(critic_loss.detach())
-        updates = config.minibatches_per_epoch  # the last epoch's: how well the fit ended on this batch
         rows.append(
             {
                 "batch": batch + 1,
                 "frames": (batch + 1) * config.frames_per_batch,
                 "heuristic_reward_mean": data.get(("next", *group.key("episode_reward")))[done].mean().item(),
-                "action_mse": torch.stack(action_losses[-updates:]).mean().item(),
-                "loss_critic": torch.stack(critic_losses[-updates:]).mean().item(),
+                "action_mse": torch.stack(action_losses).mean().item(),
+                "loss_critic": torch.stack(critic_losses).mean().item(),
             }
         )
         if on_batch is not None:
             on_batch(rows[-1])
     return rows
-
-
-def _flat(data: TensorDictBase, value: torch.Tensor) -> torch.Tensor:
-    """[envs, steps, agents, ...] as [frames, agents, ...]."""
-    return value.reshape(-1, *value.shape[data.batch_dims :])

@@ -24,6 +24,11 @@ from marlnav_cli.models import TensorCritic, TensorPolicy
 STANDARDISE_EPS = torch.finfo(torch.float).resolution  # ClipPPOLoss's floor on the advantages' std
 
 
+def flat_frames(data: TensorDictBase, value: torch.Tensor) -> torch.Tensor:
+    """A rollout's [envs, steps, ...] entry as one contiguous [frames, ...] tensor."""
+    return value.reshape(-1, *value.shape[data.batch_dims :]).contiguous()
+
+
 @dataclass(frozen=True)
 class PPOBatch:
     """One group's experience in an iteration, flattened to [frames, agents, ...] contiguous tensors once."""
@@ -42,17 +47,14 @@ class PPOBatch:
         """`data` has been through GAE. `log_prob` ([*data.batch_size, agents]) defaults to the actions'
         log-probabilities under the policy's current weights: those that collected them."""
 
-        def flat(value: torch.Tensor) -> torch.Tensor:
-            return value.reshape(-1, *value.shape[data.batch_dims :]).contiguous()
-
-        observation = flat(data.get(group.key("observation")))
-        action = policy.prepare(flat(data.get(group.key("action"))))
+        observation = flat_frames(data, data.get(group.key("observation")))
+        action = policy.prepare(flat_frames(data, data.get(group.key("action"))))
         return cls(
             observation=observation,
             action=action,
-            log_prob=policy.log_prob(observation, action) if log_prob is None else flat(log_prob),
-            advantage=flat(data.get(group.key("advantage"))),
-            value_target=flat(data.get(group.key("value_target"))),
+            log_prob=policy.log_prob(observation, action) if log_prob is None else flat_frames(data, log_prob),
+            advantage=flat_frames(data, data.get(group.key("advantage"))),
+            value_target=flat_frames(data, data.get(group.key("value_target"))),
         )
 
     def __len__(self) -> int:

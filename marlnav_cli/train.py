@@ -53,7 +53,6 @@ class TrainState:
     optimiser: torch.optim.Optimizer
     rng_state: dict[str, torch.Tensor] = field(default_factory=capture_rng)
     history: list[dict[str, Any]] = field(default_factory=list)
-    imitation: list[ImitationRow] = field(default_factory=list)  # --imitate-heuristic's batches, before PPO
 
     @property
     def frames(self) -> int:
@@ -142,7 +141,7 @@ def train(
 
     if resume is None and config.imitate_heuristic:
         group = groups[0]
-        state.imitation = imitate_heuristic(
+        imitate_heuristic(
             config,
             ExperienceCollector(
                 env,
@@ -152,7 +151,7 @@ def train(
             ),
             group,
             actors[group.name],  # type: ignore[arg-type]  # continuous: config.validate refuses --discrete
-            TensorCritic(critics[group.name]),
+            objectives[group.name].critic,
             advantage_modules[group.name],
             group_parameters[group.name],
             prepare,

@@ -32,10 +32,6 @@ WHEEL = TrainConfig(
 )
 
 
-def _prepare(data, group) -> None:
-    _expand_done_to_agents(data, group)
-
-
 def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets() -> None:
     torch.manual_seed(0)
     env = make_env(WHEEL, num_envs=WHEEL.num_envs, seed=0, device=CPU)
@@ -45,7 +41,7 @@ def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets()
     gae = _advantage_module(WHEEL, group, critics[group.name])
     collector = ExperienceCollector(env, {group.name: heuristic_to_imitate(WHEEL)}, steps=WHEEL.max_steps)
     held_out = collector.collect()  # a batch the fit never sees
-    _prepare(held_out, group)
+    _expand_done_to_agents(held_out, group)
 
     def errors() -> tuple[float, float]:
         """The policy's most likely action against the heuristic's, and the critic against GAE's targets."""
@@ -68,7 +64,7 @@ def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets()
         critic,
         gae,
         [*policies[group.name].parameters(), *critics[group.name].parameters()],
-        lambda data: _prepare(data, group),
+        lambda data: _expand_done_to_agents(data, group),
         on_batch=seen.append,
     )
     action_after, value_after = errors()
