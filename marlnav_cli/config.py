@@ -40,6 +40,7 @@ ADDED_LATER = {
     "curriculum": "",
     "normalize_observations": False,
     "imitate_heuristic": 0,
+    "dagger": False,
 }
 
 
@@ -132,6 +133,13 @@ class TrainConfig:
         "where random exploration never finds the reward (transport's package).",
         PPO,
     )
+    dagger: bool = setting(
+        False,
+        "With --imitate-heuristic: after its first batch the policy acts and the heuristic labels the states it "
+        "reaches (DAgger), so the copy also learns to come back from its own drift.",
+        PPO,
+        off="--no-dagger",
+    )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)
     mappo: bool = setting(
@@ -223,6 +231,8 @@ class TrainConfig:
             raise ConfigError(
                 "--imitate-heuristic copies VMAS's heuristics, which act in continuous actions: leave --discrete out"
             )
+        if self.dagger and not value:
+            raise ConfigError("--dagger labels the policy's own states while copying: add --imitate-heuristic N")
         if value and self.team_sizes:
             raise ConfigError("--imitate-heuristic copies one team's controller: give --n-agents one size")
 

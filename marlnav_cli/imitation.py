@@ -13,6 +13,11 @@ PPO lost the copy on transport: docs/zoo.md). The critic is fitted to TorchRL's 
 heuristic's episodes, recomputed every epoch (TD(lambda) evaluation of the heuristic), so that PPO's first
 advantages compare with the heuristic's value rather than a random critic's. A separate Adam does this:
 the training optimiser's step counts stay PPO's alone (checkpoints check them).
+
+With --dagger, every batch after the first is collected by the policy itself and labelled with the
+heuristic's action at each state it reached (DAgger, Ross et al., 2011): a copy fitted on the heuristic's
+states alone drifts off them in closed loop and never learned to come back, and in transport its 1,000-step
+episodes delivered the package less often than the heuristic on every held-out seed (docs/zoo.md).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from torchrl.objectives.value import GAE
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup
+from marlnav_cli.heuristics import HeuristicActor
 from marlnav_cli.models import ContinuousPolicy, TensorCritic
 from marlnav_cli.ppo import flat_frames
 from marlnav_cli.tanh_normal import ActionPreimage
@@ -37,7 +43,9 @@ INSIDE_MARGIN = 0.01  # a heuristic's full push becomes 99% of it: tanh's preima
 
 def imitate_heuristic(
     config: TrainConfig,
-    collector: ExperienceCollector,
+    heuristic: HeuristicActor,
+    heuristic_collector: ExperienceCollector,
+    policy_collector: ExperienceCollector | None,
     group: AgentGroup,
     actor: ContinuousPolicy,
     critic: TensorCritic,
@@ -46,14 +54,18 @@ def imitate_heuristic(
     prepare: Callable[[TensorDictBase], None],
     on_batch: Callable[[ImitationRow], None] | None = None,
 ) -> list[ImitationRow]:
-    """Fit `actor` and `critic` to config.imitate_heuristic frames (whole batches) of the controller that
-    `collector` runs; `prepare` readies a batch for GAE as training does. One row of figures per batch."""
+    """Fit `actor` to `heuristic`'s actions and `critic` to GAE's value targets over config.imitate_heuristic
+    frames (whole batches): the heuristic's own episodes, or with `policy_collector` (--dagger) the policy's
+    after the first batch; `prepare` readies a batch for GAE as training does. One row of figures per batch."""
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
     rows: list[ImitationRow] = []
     for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
-        data = collector.collect()
+        policy_acts = policy_collector is not None and batch > 0
+        data = (policy_collector if policy_acts else heuristic_collector).collect()  # type: ignore[union-attr]
         prepare(data)
-        observation, action = (flat_frames(data, data.get(group.key(name))) for name in ("observation", "action"))
+        observation = flat_frames(data, data.get(group.key("observation")))
+        with torch.no_grad():  # the heuristic's action where it acted, else what it would do at that state
+            action = heuristic.sample(observation) if policy_acts else flat_frames(data, data.get(group.key("action")))
         done = data.get(("next", *group.key("done")))
         # The heuristic's actions pulled just inside the box: a saturated one has no finite preimage.
         inside = actor.squash.centre + (action - actor.squash.centre) * (1 - INSIDE_MARGIN)
@@ -82,7 +94,8 @@ def imitate_heuristic(
             {
                 "batch": batch + 1,
                 "frames": (batch + 1) * config.frames_per_batch,
-                "heuristic_reward_mean": data.get(("next", *group.key("episode_reward")))[done].mean().item(),
+                "policy_acting": float(policy_acts),
+                "reward_mean": data.get(("next", *group.key("episode_reward")))[done].mean().item(),
                 "action_mse": torch.stack(action_losses).mean().item(),
                 "loss_critic": torch.stack(critic_losses).mean().item(),
             }

@@ -84,8 +84,9 @@ class TrainingProgress:
 
     def on_imitation(self, row: dict[str, float]) -> None:
         """--imitate-heuristic's batches come before the first iteration: one line each."""
+        acting = "the policy's" if row["policy_acting"] else "its"
         self.console.print(
-            f"imitating the heuristic: frames {row['frames']:.0f}  its reward {row['heuristic_reward_mean']:.3f}  "
+            f"imitating the heuristic: frames {row['frames']:.0f}  {acting} reward {row['reward_mean']:.3f}  "
             f"action error {row['action_mse']:.4f}  critic loss {row['loss_critic']:.4f}"
         )
 

@@ -30,9 +30,9 @@ from marlnav_cli.config import TrainConfig
 from marlnav_cli.curriculum import stage_arguments, stage_of
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
 from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
-from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.heuristics import HeuristicActor, heuristic_to_imitate
 from marlnav_cli.imitation import ImitationRow, imitate_heuristic
-from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
+from marlnav_cli.models import TensorCritic, TensorPolicy, build_critics, build_policies, tensor_policy
 from marlnav_cli.observation_norm import measure_observation_statistics, set_observation_statistics
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
@@ -141,14 +141,18 @@ def train(
 
     if resume is None and config.imitate_heuristic:
         group = groups[0]
+        heuristic = heuristic_to_imitate(config)
+
+        def collector_of(policy: TensorPolicy | HeuristicActor) -> ExperienceCollector:
+            return ExperienceCollector(
+                env, {group.name: policy}, steps=config.max_steps, bootstrap_time_limit=config.bootstrap_time_limit
+            )
+
         imitate_heuristic(
             config,
-            ExperienceCollector(
-                env,
-                {group.name: heuristic_to_imitate(config)},
-                steps=config.max_steps,
-                bootstrap_time_limit=config.bootstrap_time_limit,
-            ),
+            heuristic,
+            collector_of(heuristic),
+            collector_of(actors[group.name]) if config.dagger else None,
             group,
             actors[group.name],  # type: ignore[arg-type]  # continuous: config.validate refuses --discrete
             objectives[group.name].critic,
