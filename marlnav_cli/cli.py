@@ -263,7 +263,7 @@ def with_config_options(command: Any, leave_out: tuple[str, ...] = ()) -> Any:
     "  marlnav train --preset tutorial\n\n"
     "  marlnav train --scenario balance              # balance's zoo entry\n\n"
     "  marlnav train --scenario transport --preset benchmarl --frames 600000\n\n"
-    "  marlnav train --scenario transport --imitate-heuristic 300000   # copy VMAS's controller first\n\n"
+    "  marlnav train --scenario wheel --imitate-heuristic 120000 --dagger   # copy VMAS's controller first\n\n"
     "  marlnav train --n-agents 2-8 --frames 300000       # one policy for teams of 2 to 8\n\n"
     "  marlnav train --ippo --no-share-policy --seed 1 --out checkpoints/ippo-run\n\n"
     "  marlnav train --resume checkpoints/ippo-run/policy.safetensors --frames 120000",

@@ -135,8 +135,8 @@ class TrainConfig:
     )
     dagger: bool = setting(
         False,
-        "With --imitate-heuristic: after its first batch the policy acts and the heuristic labels the states it "
-        "reaches (DAgger), so the copy also learns to come back from its own drift.",
+        "With --imitate-heuristic (alone it does nothing): after the first batch the policy acts and the heuristic "
+        "labels the states it reaches (DAgger), so the copy also learns to come back from its own drift.",
         PPO,
         off="--no-dagger",
     )
@@ -231,10 +231,10 @@ class TrainConfig:
             raise ConfigError(
                 "--imitate-heuristic copies VMAS's heuristics, which act in continuous actions: leave --discrete out"
             )
-        if self.dagger and not value:
-            raise ConfigError("--dagger labels the policy's own states while copying: add --imitate-heuristic N")
         if value and self.team_sizes:
-            raise ConfigError("--imitate-heuristic copies one team's controller: give --n-agents one size")
+            raise ConfigError(
+                "--imitate-heuristic copies one team's controller: give --n-agents one size, or --imitate-heuristic 0"
+            )
 
     def _check_critic_and_team_sizes(self) -> None:
         if self.critic not in CRITICS:

@@ -56,7 +56,6 @@ CASES = {
     ),
     "imitate-negative": (["train", "--imitate-heuristic", "-5"], "--imitate-heuristic must be 0 (off) or a frame"),
     "imitate-discrete": (["train", "--imitate-heuristic", "100", "--discrete"], "leave --discrete out"),
-    "dagger-without-imitation": (["train", "--dagger"], "--dagger labels the policy's own states while copying"),
     "imitate-team-sizes": (
         ["train", "--imitate-heuristic", "100", "--n-agents", "2-4", "--critic", "deepsets"],
         "give --n-agents one size",

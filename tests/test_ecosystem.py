@@ -105,10 +105,13 @@ def test_scenarios_command_lists_vmas_scenarios(cli) -> None:
     assert {"navigation", "balance", "transport"} <= set(names)
 
 
-@pytest.mark.parametrize("scenario", ["balance", "transport"])
-def test_other_scenarios_train_and_evaluate(cli, tmp_path: Path, scenario: str) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "entry_sized"),
+    [("balance", []), ("transport", ["--imitate-heuristic", "200"])],  # transport's entry copies 600,000 frames
+)
+def test_other_scenarios_train_and_evaluate(cli, tmp_path: Path, scenario: str, entry_sized: list[str]) -> None:
     folder = tmp_path / scenario
-    result = cli("train", *TINY_TRAIN, "--scenario", scenario, "--n-agents", "3", "--out", folder)
+    result = cli("train", *TINY_TRAIN, *entry_sized, "--scenario", scenario, "--n-agents", "3", "--out", folder)
     assert result.exit_code == 0, result.stderr
     report = cli("evaluate", folder / "policy.safetensors", "--episodes", "3", "--device", "cpu", "--json").json()
     assert report["episodes"] == 3 and 1 <= report["policy"]["mean_length"] <= 25
