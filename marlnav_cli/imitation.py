@@ -34,7 +34,7 @@ from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup
 from marlnav_cli.heuristics import HeuristicActor
-from marlnav_cli.models import ContinuousPolicy, TensorCritic
+from marlnav_cli.models import ContinuousPolicy, TensorCritic, TensorPolicy
 from marlnav_cli.ppo import flat_frames
 from marlnav_cli.tanh_normal import ActionPreimage
 
@@ -45,8 +45,7 @@ INSIDE_MARGIN = 0.01  # a heuristic's full push becomes 99% of it: tanh's preima
 def imitate_heuristic(
     config: TrainConfig,
     heuristic: HeuristicActor,
-    heuristic_collector: ExperienceCollector,
-    policy_collector: ExperienceCollector | None,
+    collector_for: Callable[[HeuristicActor | TensorPolicy], ExperienceCollector],
     group: AgentGroup,
     actor: ContinuousPolicy,
     critic: TensorCritic,
@@ -56,13 +55,16 @@ def imitate_heuristic(
     on_batch: Callable[[ImitationRow], None] | None = None,
 ) -> list[ImitationRow]:
     """Fit `actor` to `heuristic`'s actions and `critic` to GAE's value targets over config.imitate_heuristic
-    frames (whole batches): the heuristic's own episodes, or with `policy_collector` (--dagger) the policy's
-    after the first batch; `prepare` readies a batch for GAE as training does. One row of figures per batch."""
+    frames (whole batches): the heuristic's own episodes, or with config.dagger the policy's after the first
+    batch, each run by `collector_for` the actor; `prepare` readies a batch for GAE as training does. One row
+    of figures per batch."""
+    heuristic_collector = collector_for(heuristic)
+    policy_collector = collector_for(actor) if config.dagger else heuristic_collector
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
     rows: list[ImitationRow] = []
     for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
-        policy_acts = policy_collector is not None and batch > 0
-        data = (policy_collector if policy_acts else heuristic_collector).collect()  # type: ignore[union-attr]
+        policy_acts = config.dagger and batch > 0
+        data = (policy_collector if policy_acts else heuristic_collector).collect()
         prepare(data)
         observation = flat_frames(data, data.get(group.key("observation")))
         with torch.no_grad():  # the heuristic's action where it acted, else what it would do at that state

@@ -143,7 +143,7 @@ def train(
         group = groups[0]
         heuristic = heuristic_to_imitate(config)
 
-        def collector_of(policy: TensorPolicy | HeuristicActor) -> ExperienceCollector:
+        def collector_for(policy: HeuristicActor | TensorPolicy) -> ExperienceCollector:
             return ExperienceCollector(
                 env, {group.name: policy}, steps=config.max_steps, bootstrap_time_limit=config.bootstrap_time_limit
             )
@@ -151,8 +151,7 @@ def train(
         imitate_heuristic(
             config,
             heuristic,
-            collector_of(heuristic),
-            collector_of(actors[group.name]) if config.dagger else None,
+            collector_for,
             group,
             actors[group.name],  # type: ignore[arg-type]  # continuous: config.validate refuses --discrete
             objectives[group.name].critic,

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torchrl.objectives.value import GAE
 
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
-from marlnav_cli.envs import agent_groups, make_env
-from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.envs import AgentGroup, agent_groups, make_env
+from marlnav_cli.heuristics import HeuristicActor, heuristic_to_imitate
 from marlnav_cli.imitation import imitate_heuristic
-from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
+from marlnav_cli.models import TensorCritic, TensorPolicy, build_critics, build_policies, tensor_policy
+from marlnav_cli.ppo import flat_frames
 from marlnav_cli.train import _advantage_module, _expand_done_to_agents
 from tests.conftest import TINY_TRAIN
 
@@ -33,16 +37,55 @@ WHEEL = TrainConfig(
 )
 
 
+@dataclass
+class Copying:
+    """What `imitate_heuristic` works on, for wheel: a fresh policy and critic beside the heuristic."""
+
+    config: TrainConfig
+    group: AgentGroup
+    parameters: list[torch.nn.Parameter]  # the policy's and the critic's
+    actor: TensorPolicy
+    critic: TensorCritic
+    gae: GAE
+    heuristic: HeuristicActor
+    collector_for: Callable[[HeuristicActor | TensorPolicy], ExperienceCollector]
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Copying:
+        torch.manual_seed(0)
+        env = make_env(config, num_envs=config.num_envs, seed=0, device=CPU)
+        group = agent_groups(env)[0]
+        policy, critic = build_policies(env, config, CPU)[group.name], build_critics(env, config, CPU)[group.name]
+        return cls(
+            config,
+            group,
+            [*policy.parameters(), *critic.parameters()],
+            tensor_policy(policy, group),
+            TensorCritic(critic),
+            _advantage_module(config, group, critic),
+            heuristic_to_imitate(config),
+            lambda actor: ExperienceCollector(env, {group.name: actor}, steps=config.max_steps),
+        )
+
+    def imitate(self, on_batch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+        return imitate_heuristic(
+            self.config,
+            self.heuristic,
+            self.collector_for,
+            self.group,
+            self.actor,  # type: ignore[arg-type]  # wheel's actions are continuous
+            self.critic,
+            self.gae,
+            self.parameters,
+            lambda data: _expand_done_to_agents(data, self.group),
+            on_batch=on_batch,
+        )
+
+
 def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets() -> None:
-    torch.manual_seed(0)
-    env = make_env(WHEEL, num_envs=WHEEL.num_envs, seed=0, device=CPU)
-    group = agent_groups(env)[0]
-    policies, critics = build_policies(env, WHEEL, CPU), build_critics(env, WHEEL, CPU)
-    actor, critic = tensor_policy(policies[group.name], group), TensorCritic(critics[group.name])
-    gae = _advantage_module(WHEEL, group, critics[group.name])
-    heuristic = heuristic_to_imitate(WHEEL)
-    collector = ExperienceCollector(env, {group.name: heuristic}, steps=WHEEL.max_steps)
-    held_out = collector.collect()  # a batch the fit never sees
+    copying = Copying.of(WHEEL)
+    group, actor, critic, gae = copying.group, copying.actor, copying.critic, copying.gae
+    held_out = copying.collector_for(copying.heuristic).collect()  # a batch the fit never sees
     _expand_done_to_agents(held_out, group)
 
     def errors() -> tuple[float, float]:
@@ -57,20 +100,8 @@ def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets()
             return torch.nn.functional.mse_loss(actor.squash.mode(loc), action).item(), value_error.item()
 
     action_before, value_before = errors()
-    seen = []
-    rows = imitate_heuristic(
-        WHEEL,
-        heuristic,
-        collector,
-        None,
-        group,
-        actor,
-        critic,
-        gae,
-        [*policies[group.name].parameters(), *critics[group.name].parameters()],
-        lambda data: _expand_done_to_agents(data, group),
-        on_batch=seen.append,
-    )
+    seen: list[dict[str, float]] = []
+    rows = copying.imitate(on_batch=seen.append)
     action_after, value_after = errors()
     assert len(rows) == math.ceil(WHEEL.imitate_heuristic / WHEEL.frames_per_batch) and seen == rows
     assert [row["frames"] for row in rows] == [400, 800, 1200, 1600, 2000]
@@ -83,31 +114,14 @@ def test_the_policy_copies_the_heuristic_and_the_critic_learns_its_gae_targets()
 def _own_state_error_after_copying(frames: int, dagger: bool) -> tuple[float, list[dict[str, float]]]:
     """Copy wheel's heuristic over `frames`, then score the policy on its own rollouts: its most likely action
     against the heuristic's at the states it reached."""
-    torch.manual_seed(0)
-    config = dataclasses.replace(WHEEL, imitate_heuristic=frames, dagger=dagger)
-    env = make_env(config, num_envs=config.num_envs, seed=0, device=CPU)
-    group = agent_groups(env)[0]
-    policies, critics = build_policies(env, config, CPU), build_critics(env, config, CPU)
-    actor, critic = tensor_policy(policies[group.name], group), TensorCritic(critics[group.name])
-    heuristic = heuristic_to_imitate(config)
-    policy_collector = ExperienceCollector(env, {group.name: actor}, steps=config.max_steps)
-    rows = imitate_heuristic(
-        config,
-        heuristic,
-        ExperienceCollector(env, {group.name: heuristic}, steps=config.max_steps),
-        policy_collector if dagger else None,
-        group,
-        actor,
-        critic,
-        _advantage_module(config, group, critics[group.name]),
-        [*policies[group.name].parameters(), *critics[group.name].parameters()],
-        lambda data: _expand_done_to_agents(data, group),
-    )
+    copying = Copying.of(dataclasses.replace(WHEEL, imitate_heuristic=frames, dagger=dagger))
+    rows = copying.imitate()
     with torch.no_grad():
-        observation = policy_collector.collect().get(group.key("observation"))
-        loc, _ = actor.network(observation)
-        labels = heuristic.sample(observation.reshape(-1, *observation.shape[-2:])).reshape(loc.shape)
-        return torch.nn.functional.mse_loss(actor.squash.mode(loc), labels).item(), rows
+        rollout = copying.collector_for(copying.actor).collect()
+        observation = flat_frames(rollout, rollout.get(copying.group.key("observation")))
+        loc, _ = copying.actor.network(observation)
+        labels = copying.heuristic.sample(observation)
+        return torch.nn.functional.mse_loss(copying.actor.squash.mode(loc), labels).item(), rows
 
 
 def test_dagger_teaches_the_heuristic_s_action_at_the_states_the_policy_itself_reaches() -> None:
