@@ -21,6 +21,7 @@ from marlnav_cli.config import EnvConfig, TrainConfig, check_scenario
 from marlnav_cli.errors import ConfigError
 from marlnav_cli.media import LegendEntry
 from marlnav_cli.scenarios import team_size_hint
+from marlnav_cli.vmas_mends import mend_scenario
 
 _UNBOUNDED = 1e30  # specs mark unbounded entries with the float32 extremes
 
@@ -208,7 +209,7 @@ def _build_vmas(
     config: EnvConfig | TrainConfig, *, num_envs: int, seed: int, device: torch.device, step_limit: bool
 ) -> VmasEnv:
     try:
-        return VmasEnv(
+        env = VmasEnv(
             scenario=config.scenario,
             num_envs=num_envs,
             continuous_actions=not config.discrete,
@@ -220,6 +221,8 @@ def _build_vmas(
         )
     except (AssertionError, TypeError, ValueError, KeyError) as error:
         raise _refused(config, error) from None
+    mend_scenario(config.scenario, env._env.scenario)
+    return env
 
 
 def observation_size(env: TransformedEnv, group: AgentGroup) -> int:

@@ -67,6 +67,14 @@ def test_runner_reaches_the_success_rate_of_marlnav_evaluate(cli, shipped_onnx: 
     assert runner["mean_length"] == pytest.approx(marlnav["policy"]["mean_length"], abs=1e-4)
 
 
+def test_runner_calls_no_end_success_where_vmas_done_mixes_up_envs() -> None:
+    """joint_passage's own done needs every env's joint home (marlnav mends it; the runner, free of marlnav,
+    cannot), so the runner's early ends there are not called success, while navigation's still are."""
+    reported_end = runpy.run_path(str(RUNNER))["reported_end"]
+    assert reported_end("joint_passage", "success") == reported_end("joint_passage_size", "success") == "unknown"
+    assert reported_end("navigation", "success") == "success"
+
+
 @pytest.mark.parametrize(
     "task",
     [["--discrete"], ["--scenario", "simple_tag"], ["--no-share-policy"]],

@@ -96,6 +96,33 @@ def test_navigation_ends_exactly_when_every_agent_is_on_its_goal() -> None:
     assert end_meaning("navigation", {}).end is EpisodeEnd.SUCCESS
 
 
+@pytest.mark.parametrize("scenario", ["joint_passage", "joint_passage_size"])
+def test_joint_passage_ends_each_env_on_its_own_joint(scenario: str) -> None:
+    """Env 0's joint is put on its goal (position and angle), the other envs' are left: marlnav's env ends
+    env 0 alone, where VMAS's own done ends none (it asks every env's joint to be on its goal position, the
+    mix-up vmas_mends.py mends: if VMAS fixes it, this fails and the mend can go). With every joint on its
+    goal position, VMAS's test reduces to each env's own, and the two agree."""
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.envs import make_env
+
+    env = make_env(TrainConfig(scenario=scenario, n_agents=2), num_envs=4, seed=0, device=torch.device("cpu"))
+    world = env.base_env._env
+    mended, joint, goal = world.scenario, world.scenario.joint.landmark, world.scenario.goal
+
+    def vmas_done() -> torch.Tensor:
+        return type(mended).done(mended)
+
+    joint.set_pos(goal.state.pos[0], batch_index=0)
+    joint.set_rot(goal.state.rot[0], batch_index=0)
+    assert world.done().tolist() == [True, False, False, False]
+    assert vmas_done().tolist() == [False] * 4
+    for index in range(4):
+        joint.set_pos(goal.state.pos[index], batch_index=index)
+    joint.set_rot(goal.state.rot[1] + 0.5, batch_index=1)
+    assert vmas_done().tolist() == world.done().tolist() == [True, False, False, False]
+    assert end_meaning(scenario, {}).end is EpisodeEnd.SUCCESS
+
+
 def _ends_under_random_actions(env, condition) -> tuple[int, int]:
     """(episodes that ended, of those how many with `condition` true) over 200 random steps."""
     env.reset()
