@@ -7,8 +7,8 @@ ends only when its own angle is right and *every* env's joint is on its goal pos
 is the intended test; with the hundreds of envs of a training batch or an evaluation it practically never
 fires, so a policy that brings its joint home would be reported at 0 success and never see the end. Here
 each env's done is the same test on that env alone, computed with the scenario's own angle function.
-tests/test_scenarios.py checks both: VMAS's version across envs (so a fixed VMAS is noticed) and this one
-against VMAS's with one env.
+tests/test_scenarios.py checks both: VMAS's version across envs (so a fixed VMAS is noticed), and this one
+against VMAS's where VMAS's reduces to each env's own test (every env's joint on its goal position).
 """
 
 from __future__ import annotations
