@@ -34,13 +34,10 @@ def _joint_on_goal_per_env(scenario: BaseScenario) -> Callable[[], torch.Tensor]
     return done
 
 
-MENDED_DONE: dict[str, Callable[[BaseScenario], Callable[[], torch.Tensor]]] = {
-    "joint_passage": _joint_on_goal_per_env,
-    "joint_passage_size": _joint_on_goal_per_env,
-}
+JOINT_DONE_MIXES_ENVS = {"joint_passage", "joint_passage_size"}
 
 
 def mend_scenario(name: str, scenario: BaseScenario) -> None:
     """Replace the scenario object's `done` where VMAS's mixes up envs (a no-op for every other scenario)."""
-    if name in MENDED_DONE:
-        scenario.done = MENDED_DONE[name](scenario)  # type: ignore[method-assign]
+    if name in JOINT_DONE_MIXES_ENVS:
+        scenario.done = _joint_on_goal_per_env(scenario)  # type: ignore[method-assign]
