@@ -128,9 +128,9 @@ class TrainConfig:
     )
     imitate_heuristic: int = setting(
         0,
-        "Frames of the scenario's own hand-written controller (VMAS's HeuristicPolicy) that the policy learns to "
-        "copy, and the critic to value, before PPO starts (0: off); whole batches, on top of --frames. For tasks "
-        "where random exploration never finds the reward (transport's package).",
+        "Frames of the scenario's hand-written controller (VMAS's HeuristicPolicy, else marlnav's: dispersion) that "
+        "the policy learns to copy, and the critic to value, before PPO starts (0: off); whole batches, on top of "
+        "--frames. For tasks where random exploration never finds the reward (transport's package).",
         PPO,
     )
     dagger: bool = setting(
@@ -229,7 +229,8 @@ class TrainConfig:
             )
         if value and self.discrete:
             raise ConfigError(
-                "--imitate-heuristic copies VMAS's heuristics, which act in continuous actions: leave --discrete out"
+                "--imitate-heuristic copies a hand-written controller, which acts in continuous actions: "
+                "leave --discrete out"
             )
         if value and self.team_sizes:
             raise ConfigError(
