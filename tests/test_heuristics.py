@@ -1,7 +1,10 @@
 """VMAS's heuristics as marlnav actors: the same actions VMAS's own controller gives, agent by agent; and
-marlnav's own controller where VMAS ships none (dispersion): each agent to its own food, which eats it all."""
+marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
+all) and simple_spread's (the assignment to landmarks with the least total distance)."""
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 from vmas.scenarios.wheel import HeuristicPolicy
@@ -34,9 +37,10 @@ def test_scenarios_without_a_usable_heuristic_say_why() -> None:
     )
     assert isinstance(heuristic_actor(TrainConfig(scenario="wheel", discrete=True)), HeuristicUnavailable)
     # MPE and debug scenarios live in VMAS's subfolders: found, and said to have none
-    assert heuristic_actor(TrainConfig(scenario="simple_spread")) == HeuristicUnavailable(
-        "VMAS ships no heuristic for simple_spread, nor does marlnav"
+    assert heuristic_actor(TrainConfig(scenario="simple")) == HeuristicUnavailable(
+        "VMAS ships no heuristic for simple, nor does marlnav"
     )
+    assert "up to 6 agents" in str(heuristic_actor(TrainConfig(scenario="simple_spread", n_agents=7)))
     assert isinstance(heuristic_actor(TrainConfig(scenario="dispersion", discrete=True)), HeuristicUnavailable)
 
 
@@ -55,3 +59,27 @@ def test_dispersion_s_controller_sends_each_agent_to_its_own_food_and_eats_it_al
     assert torch.allclose(action, own_food / own_food.norm(dim=-1, keepdim=True), atol=1e-5)
     figures = evaluate_actor(config, actor, episodes=20, seed=11, device=torch.device("cpu"))
     assert figures.success_rate == 1.0 and figures.mean_length < 50
+
+
+def test_simple_spread_s_agents_agree_on_the_assignment_with_the_least_total_distance() -> None:
+    """Each agent finds the assignment from its own observation alone; they must agree (distinct landmarks),
+    and it must be the cheapest one, checked here against the env's own positions."""
+    config = TrainConfig(scenario="simple_spread", n_agents=3, seed=4)
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor)
+    env = make_env(config, num_envs=16, seed=4, device=torch.device("cpu"))
+    observation = env.reset().get(("agents", "observation"))
+    world = env.base_env._env.world
+    agents = torch.stack([agent.state.pos for agent in world.agents], dim=1)  # [envs, agents, 2]
+    landmarks = torch.stack([landmark.state.pos for landmark in world.landmarks], dim=1)
+    chosen = actor.policy.own_landmark(observation)  # [envs, agents]
+    relative = landmarks[:, None] - agents[:, :, None]  # [envs, agent, landmark, 2]
+    distance = relative.norm(dim=-1)
+    cost = {order: distance[:, range(3), list(order)].sum(-1) for order in itertools.permutations(range(3))}
+    cheapest = torch.stack(list(cost.values()), dim=-1).min(dim=-1).values
+    for env_index in range(16):
+        assert sorted(chosen[env_index].tolist()) == [0, 1, 2]
+        assert cost[tuple(chosen[env_index].tolist())][env_index] <= cheapest[env_index] + 1e-5
+    figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
+    random = evaluate_actor(config, None, episodes=10, seed=11, device=torch.device("cpu"))
+    assert figures.mean_reward > 0.5 * random.mean_reward  # about -115 against -580
