@@ -126,9 +126,85 @@ class LandmarkAssignment:
         return (self.GAIN * target - self.DAMPING * velocity).clamp(-push, push)
 
 
-MARLNAV_CONTROLLERS: dict[str, type[FoodPerAgent] | type[LandmarkAssignment]] = {
+def _toward(target: torch.Tensor, position: torch.Tensor, speed: float, gain: float = 1.5) -> torch.Tensor:
+    """A velocity toward `target` at `speed`, slowing in proportion to the distance left as it arrives, but
+    never below 0.1: VMAS's give_way zeroes commands under 0.08 (min_input_norm), which would stop it short."""
+    offset = target - position
+    distance = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return torch.clamp(gain * distance, min=0.1, max=speed) * offset / distance
+
+
+class GiveWayRoute:
+    """give_way: the blue agent (0) steps up into the alcove and waits there while the green one (1) passes
+    below it, then both go home.
+
+    Why marlnav has it: VMAS ships no heuristic for give_way, and PPO stopped both agents in the corridor at
+    every setting tried (docs/zoo.md). Each agent sees only its own position and velocity, not the other
+    nor the time, so the waiting is written into the route: blue climbs the alcove's left half slowly, crosses
+    to its right half and only then comes down (where it is says how long it has waited), and green drives
+    at half speed until it is past the alcove, so that blue is up before green arrives. Both goals are where
+    VMAS's default map puts them; the route needs VMAS's default map and velocity control, so scenario
+    arguments that change them are refused. Home in about 300 steps (one agent alone needs 172: the
+    corridor is 5 long, the speed 0.025 a step), so VMAS's 100-step episodes cannot be finished at all.
+    """
+
+    SPEED = 0.5  # VMAS's v_range: the velocity controller's largest command
+    GOAL_X = 2.5 - 0.21  # half the corridor less the goal's distance from the wall
+    WAIT_SPEED = 0.16  # climbing and crossing the alcove slowly is the wait
+    ALCOVE_MIDDLE = 0.015  # left of it blue climbs, right of it blue comes down
+    CLEAR = 0.34  # blue's height above which green passes under it
+    TOP = 0.5
+    GREEN_SLOW_UNTIL = 0.45  # green at half speed while right of this
+    FREE_ARGUMENTS = frozenset(
+        {
+            "done_on_completion",
+            "observe_rel_pos",
+            "obs_noise",
+            "pos_shaping_factor",
+            "final_reward",
+            "energy_rew_coeff",
+            "agent_collision_penalty",
+            "passage_collision_penalty",
+            "obstacle_collision_penalty",
+        }
+    )
+
+    @classmethod
+    def refuses(cls, config: TrainConfig) -> str | None:
+        changed = sorted(set(config.scenario_args) - cls.FREE_ARGUMENTS)
+        if changed:
+            return f"marlnav's give_way controller knows VMAS's default map and velocity control: leave out {changed}"
+        return None
+
+    def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
+        return torch.stack([self.blue(observation[..., 0, :2]), self.green(observation[..., 1, :2])], dim=-2)
+
+    def blue(self, position: torch.Tensor) -> torch.Tensor:
+        x, y = position[..., 0], position[..., 1]
+        action = _toward(torch.tensor([self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
+        before_alcove = (y < 0.05) & (x < -0.05)
+        entrance = torch.tensor([-0.03, 0.0]).expand_as(position)
+        action = torch.where(before_alcove[..., None], _toward(entrance, position, self.SPEED, gain=1.0), action)
+        left_half = x < self.ALCOVE_MIDDLE
+        climb_speed = torch.where(y < self.CLEAR, self.SPEED, self.WAIT_SPEED)
+        climb = torch.stack([(3.0 * (-0.03 - x)).clamp(-0.3, 0.3), climb_speed], dim=-1)
+        climbing = left_half & ~before_alcove & (y < self.TOP)
+        action = torch.where(climbing[..., None], climb, action)
+        cross = torch.tensor([self.WAIT_SPEED, 0.0]).expand_as(position)
+        action = torch.where((left_half & (y >= self.TOP))[..., None], cross, action)
+        down = torch.tensor([0.0, -self.SPEED]).expand_as(position)
+        return torch.where((~left_half & (y > 0.05) & (x < 0.1))[..., None], down, action)
+
+    def green(self, position: torch.Tensor) -> torch.Tensor:
+        speed = torch.where(position[..., 0] > self.GREEN_SLOW_UNTIL, self.SPEED / 2, self.SPEED)
+        return _toward(torch.tensor([-self.GOAL_X, 0.0]).expand_as(position), position, 1.0) * speed[..., None]
+
+
+MarlnavController = type[FoodPerAgent] | type[LandmarkAssignment] | type[GiveWayRoute]
+MARLNAV_CONTROLLERS: dict[str, MarlnavController] = {
     "dispersion": FoodPerAgent,
     "simple_spread": LandmarkAssignment,
+    "give_way": GiveWayRoute,
 }
 
 

@@ -1,9 +1,11 @@
 """VMAS's heuristics as marlnav actors: the same actions VMAS's own controller gives, agent by agent; and
 marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
-all) and simple_spread's (the assignment to landmarks with the least total distance)."""
+all), simple_spread's (the assignment to landmarks with the least total distance) and give_way's (one
+waits in the alcove)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import torch
@@ -32,8 +34,8 @@ def test_the_actor_gives_vmas_heuristic_actions_for_every_agent() -> None:
 
 
 def test_scenarios_without_a_usable_heuristic_say_why() -> None:
-    assert heuristic_actor(TrainConfig(scenario="give_way")) == HeuristicUnavailable(
-        "VMAS ships no heuristic for give_way, nor does marlnav"
+    assert heuristic_actor(TrainConfig(scenario="sampling")) == HeuristicUnavailable(
+        "VMAS ships no heuristic for sampling, nor does marlnav"
     )
     assert isinstance(heuristic_actor(TrainConfig(scenario="wheel", discrete=True)), HeuristicUnavailable)
     # MPE and debug scenarios live in VMAS's subfolders: found, and said to have none
@@ -83,3 +85,19 @@ def test_simple_spread_s_agents_agree_on_the_assignment_with_the_least_total_dis
     figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
     random = evaluate_actor(config, None, episodes=10, seed=11, device=torch.device("cpu"))
     assert figures.mean_reward > 0.5 * random.mean_reward  # about -115 against -580
+
+
+def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> None:
+    """Blue waits in the alcove while green passes: both home in under 300 steps of 400, where VMAS's own
+    100 steps are too few for either agent to cross the corridor at all."""
+    config = TrainConfig(
+        scenario="give_way", n_agents=2, max_steps=400, scenario_args={"done_on_completion": True}, seed=2
+    )
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor)
+    figures = evaluate_actor(config, actor, episodes=4, seed=11, device=torch.device("cpu"))
+    assert figures.success_rate == 1.0 and figures.mean_length < 300
+    short = dataclasses.replace(config, max_steps=100)
+    assert evaluate_actor(short, actor, episodes=4, seed=11, device=torch.device("cpu")).success_rate == 0.0
+    mirrored = TrainConfig(scenario="give_way", n_agents=2, scenario_args={"mirror_passage": True})
+    assert "leave out ['mirror_passage']" in str(heuristic_actor(mirrored))

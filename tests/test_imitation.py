@@ -143,6 +143,6 @@ def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refus
     assert "imitate_heuristic = 150" in (run / "config.toml").read_text()
 
     refused = tmp_path / "refused"
-    result = cli("train", *TINY_TRAIN, "--scenario", "give_way", "--imitate-heuristic", "100", "--out", refused)
-    assert result.exit_code == 2 and "VMAS ships no heuristic for give_way" in result.stderr
+    result = cli("train", *TINY_TRAIN, "--scenario", "sampling", "--imitate-heuristic", "100", "--out", refused)
+    assert result.exit_code == 2 and "VMAS ships no heuristic for sampling" in result.stderr
     assert not refused.exists()
