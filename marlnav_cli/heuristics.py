@@ -91,11 +91,12 @@ class LandmarkAssignment:
     agent i to landmark i scores -162 (docs/zoo.md). The assignment needs no index: every agent sees the
     others and the landmarks relative to itself, so each finds the same assignment, and itself in it as the
     agent at its own origin; one shared network can copy it. Exhaustive over the team's orderings, so for
-    teams of up to MAX_AGENTS. Gains chosen on seed 100's evaluation episodes (-114; 3 and 1: -126).
+    teams of up to MAX_AGENTS. Gains 3 and 1: -126 on seed 100's evaluation episodes; 10 and 2 score -114
+    there, but their saturated actions copied worse (seed 0, the same copy and PPO: -262 against -221).
     """
 
     MAX_AGENTS = 6
-    GAIN, DAMPING = 10.0, 2.0
+    GAIN, DAMPING = 3.0, 1.0
 
     @classmethod
     def refuses(cls, config: TrainConfig) -> str | None:
@@ -126,35 +127,38 @@ class LandmarkAssignment:
         return (self.GAIN * target - self.DAMPING * velocity).clamp(-push, push)
 
 
-def _toward(target: torch.Tensor, position: torch.Tensor, speed: float, gain: float = 1.5) -> torch.Tensor:
+def _toward(
+    target: torch.Tensor, position: torch.Tensor, speed: float, gain: float = 1.5, stop_within: float = 0.0
+) -> torch.Tensor:
     """A velocity toward `target` at `speed`, slowing in proportion to the distance left as it arrives, but
-    never below 0.1: VMAS's give_way zeroes commands under 0.08 (min_input_norm), which would stop it short."""
+    never below 0.1 (VMAS's give_way zeroes commands under 0.08, min_input_norm, which would stop it short),
+    and 0 within `stop_within` of it."""
     offset = target - position
     distance = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    return torch.clamp(gain * distance, min=0.1, max=speed) * offset / distance
+    velocity = torch.clamp(gain * distance, min=0.1, max=speed) * offset / distance
+    return torch.where(distance < stop_within, torch.zeros_like(velocity), velocity)
 
 
 class GiveWayRoute:
-    """give_way: the blue agent (0) steps up into the alcove and waits there while the green one (1) passes
-    below it, then both go home.
+    """give_way: the blue agent (0) steps up into the alcove and waits there until the green one (1) has passed
+    below it, then both go home; green waits short of the alcove until blue is up.
 
     Why marlnav has it: VMAS ships no heuristic for give_way, and PPO stopped both agents in the corridor at
-    every setting tried (docs/zoo.md). Each agent sees only its own position and velocity, not the other
-    nor the time, so the waiting is written into the route: blue climbs the alcove's left half slowly, crosses
-    to its right half and only then comes down (where it is says how long it has waited), and green drives
-    at half speed until it is past the alcove, so that blue is up before green arrives. Both goals are where
-    VMAS's default map puts them; the route needs VMAS's default map and velocity control, so scenario
-    arguments that change them are refused. Home in about 300 steps (one agent alone needs 172: the
-    corridor is 5 long, the speed 0.025 a step), so VMAS's 100-step episodes cannot be finished at all.
+    every setting tried (docs/zoo.md). Each agent must see the other (VMAS's `observe_rel_pos`: its own
+    position less the other's, after its own position and velocity): a first route blind to the other,
+    whose waiting was timed by where blue was, finished every episode itself but its copy did not (a small
+    error in the copy's speed ends the wait too early). Both goals are where VMAS's default map puts them;
+    scenario arguments that change the map or the control are refused. Home in about 250 steps (one agent
+    alone needs 172: the corridor is 5 long, the speed 0.025 a step), so VMAS's 100-step episodes cannot be
+    finished at all.
     """
 
     SPEED = 0.5  # VMAS's v_range: the velocity controller's largest command
     GOAL_X = 2.5 - 0.21  # half the corridor less the goal's distance from the wall
-    WAIT_SPEED = 0.16  # climbing and crossing the alcove slowly is the wait
-    ALCOVE_MIDDLE = 0.015  # left of it blue climbs, right of it blue comes down
     CLEAR = 0.34  # blue's height above which green passes under it
-    TOP = 0.5
-    GREEN_SLOW_UNTIL = 0.45  # green at half speed while right of this
+    HOLD = torch.tensor([0.0, 0.45])  # where blue waits in the alcove
+    PASSED = 0.36  # green this far left of blue no longer touches it (two radii of 0.16, and room)
+    GREEN_STOPS = 0.5  # how far right of blue green stops while blue is not yet up
     FREE_ARGUMENTS = frozenset(
         {
             "done_on_completion",
@@ -174,30 +178,40 @@ class GiveWayRoute:
         changed = sorted(set(config.scenario_args) - cls.FREE_ARGUMENTS)
         if changed:
             return f"marlnav's give_way controller knows VMAS's default map and velocity control: leave out {changed}"
+        if config.scenario_args.get("observe_rel_pos") is not True:
+            return (
+                "marlnav's give_way controller needs each agent to see the other: --scenario-arg observe_rel_pos=true"
+            )
         return None
 
     def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
-        return torch.stack([self.blue(observation[..., 0, :2]), self.green(observation[..., 1, :2])], dim=-2)
+        return torch.stack([self.blue(observation[..., 0, :]), self.green(observation[..., 1, :])], dim=-2)
 
-    def blue(self, position: torch.Tensor) -> torch.Tensor:
+    def blue(self, observation: torch.Tensor) -> torch.Tensor:
+        position, from_green = observation[..., :2], observation[..., 4:6]
         x, y = position[..., 0], position[..., 1]
-        action = _toward(torch.tensor([self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
-        before_alcove = (y < 0.05) & (x < -0.05)
-        entrance = torch.tensor([-0.03, 0.0]).expand_as(position)
-        action = torch.where(before_alcove[..., None], _toward(entrance, position, self.SPEED, gain=1.0), action)
-        left_half = x < self.ALCOVE_MIDDLE
-        climb_speed = torch.where(y < self.CLEAR, self.SPEED, self.WAIT_SPEED)
-        climb = torch.stack([(3.0 * (-0.03 - x)).clamp(-0.3, 0.3), climb_speed], dim=-1)
-        climbing = left_half & ~before_alcove & (y < self.TOP)
-        action = torch.where(climbing[..., None], climb, action)
-        cross = torch.tensor([self.WAIT_SPEED, 0.0]).expand_as(position)
-        action = torch.where((left_half & (y >= self.TOP))[..., None], cross, action)
-        down = torch.tensor([0.0, -self.SPEED]).expand_as(position)
-        return torch.where((~left_half & (y > 0.05) & (x < 0.1))[..., None], down, action)
+        green_passed = from_green[..., 0] > self.PASSED
+        home = _toward(torch.tensor([self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
+        in_alcove = y > 0.05
+        down = torch.stack([(3.0 * -x).clamp(-0.3, 0.3), torch.full_like(x, -self.SPEED)], dim=-1)
+        leave = torch.where(in_alcove[..., None], down, home)
+        entrance = torch.tensor([0.0, 0.0]).expand_as(position)
+        in_corridor_before = ~in_alcove & (x < -0.05)
+        climb = torch.stack([(3.0 * -x).clamp(-0.3, 0.3), torch.full_like(x, self.SPEED)], dim=-1)
+        hold = _toward(self.HOLD.expand_as(position), position, self.SPEED, stop_within=0.02)
+        wait = torch.where(
+            in_corridor_before[..., None],
+            _toward(entrance, position, self.SPEED, gain=2.0),
+            torch.where((y < 0.4)[..., None], climb, hold),
+        )
+        return torch.where(green_passed[..., None], leave, wait)
 
-    def green(self, position: torch.Tensor) -> torch.Tensor:
-        speed = torch.where(position[..., 0] > self.GREEN_SLOW_UNTIL, self.SPEED / 2, self.SPEED)
-        return _toward(torch.tensor([-self.GOAL_X, 0.0]).expand_as(position), position, 1.0) * speed[..., None]
+    def green(self, observation: torch.Tensor) -> torch.Tensor:
+        position, from_blue = observation[..., :2], observation[..., 4:6]
+        blue_height = position[..., 1] - from_blue[..., 1]
+        blue_in_the_way = (blue_height < self.CLEAR) & (from_blue[..., 0] > 0) & (from_blue[..., 0] < self.GREEN_STOPS)
+        home = _toward(torch.tensor([-self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
+        return torch.where(blue_in_the_way[..., None], torch.zeros_like(home), home)
 
 
 MarlnavController = type[FoodPerAgent] | type[LandmarkAssignment] | type[GiveWayRoute]

@@ -84,20 +84,21 @@ def test_simple_spread_s_agents_agree_on_the_assignment_with_the_least_total_dis
         assert cost[tuple(chosen[env_index].tolist())][env_index] <= cheapest[env_index] + 1e-5
     figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
     random = evaluate_actor(config, None, episodes=10, seed=11, device=torch.device("cpu"))
-    assert figures.mean_reward > 0.5 * random.mean_reward  # about -115 against -580
+    assert figures.mean_reward > 0.5 * random.mean_reward  # about -125 against -580
 
 
 def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> None:
-    """Blue waits in the alcove while green passes: both home in under 300 steps of 400, where VMAS's own
-    100 steps are too few for either agent to cross the corridor at all."""
-    config = TrainConfig(
-        scenario="give_way", n_agents=2, max_steps=400, scenario_args={"done_on_completion": True}, seed=2
-    )
+    """Blue waits in the alcove until green has passed, green short of it until blue is up: both home in
+    under 350 steps of 400, where VMAS's own 100 steps are too few for either agent to cross the corridor."""
+    arguments = {"done_on_completion": True, "observe_rel_pos": True}
+    config = TrainConfig(scenario="give_way", n_agents=2, max_steps=400, scenario_args=arguments, seed=2)
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
     figures = evaluate_actor(config, actor, episodes=4, seed=11, device=torch.device("cpu"))
-    assert figures.success_rate == 1.0 and figures.mean_length < 300
+    assert figures.success_rate == 1.0 and figures.mean_length < 350
     short = dataclasses.replace(config, max_steps=100)
     assert evaluate_actor(short, actor, episodes=4, seed=11, device=torch.device("cpu")).success_rate == 0.0
-    mirrored = TrainConfig(scenario="give_way", n_agents=2, scenario_args={"mirror_passage": True})
+    mirrored = dataclasses.replace(config, scenario_args={**arguments, "mirror_passage": True})
     assert "leave out ['mirror_passage']" in str(heuristic_actor(mirrored))
+    blind = dataclasses.replace(config, scenario_args={"done_on_completion": True})
+    assert "observe_rel_pos=true" in str(heuristic_actor(blind))
