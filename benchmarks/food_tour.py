@@ -7,8 +7,10 @@ deterministic policy moves the team as one. This controller does exactly that: e
 force toward the nearest food not yet eaten (from its own observation: position, velocity, then per food
 its relative position and an eaten flag), so the pack tours the food greedily. Its figures are what a
 shared policy could reach without ever splitting the team, which tells whether a zoo entry is short of
-them because of its training or because of the shared policy. Evaluated as `marlnav evaluate` evaluates
-a policy (same episodes: seed + 1,000,000). Prints a table; asserts nothing.
+them because of its training or because of the shared policy. (Splitting up finishes every episode:
+marlnav's `FoodPerAgent` controller in marlnav_cli/heuristics.py, which dispersion's entry copies.)
+Evaluated as `marlnav evaluate` evaluates a policy (same episodes: seed + 1,000,000). Prints a table;
+asserts nothing.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ For every zoo scenario (or those named), on seeds the entries were not chosen on
 - `--preset benchmarl` at the entry's scenario, team and episode length, given the same wall time: as
   many of its 60,000-frame iterations as fit in the entry's mean training time on this machine, measured
   from one of its iterations run here first;
-- random actions and VMAS's own heuristic (where VMAS ships one) on the same episodes.
+- random actions and the scenario's heuristic (VMAS's, else marlnav's where it has one) on the same episodes.
 Trials run `--parallel` at a time, one torch thread each. Prints the table docs/zoo.md holds and writes
 every figure to --out. Not a test: nothing here asserts.
 """
