@@ -154,7 +154,10 @@ class GiveWayRoute:
     """
 
     SPEED = 0.5  # VMAS's v_range: the velocity controller's largest command
-    GOAL_X = 2.5 - 0.21  # half the corridor less the goal's distance from the wall
+    # Home is pressed against the end wall: its centre stops 0.16 (a radius) from the wall at 2.5, inside the
+    # goal (0.21 from the wall, radius 0.08). Driving into the wall at full speed needs no fine stop, which a
+    # copy of the controller missed: it stopped short, both agents near but not on their goals (seed 0).
+    WALL_X = 2.5
     CLEAR = 0.34  # blue's height above which green passes under it
     HOLD = torch.tensor([0.0, 0.45])  # where blue waits in the alcove
     PASSED = 0.36  # green this far left of blue no longer touches it (two radii of 0.16, and room)
@@ -191,7 +194,7 @@ class GiveWayRoute:
         position, from_green = observation[..., :2], observation[..., 4:6]
         x, y = position[..., 0], position[..., 1]
         green_passed = from_green[..., 0] > self.PASSED
-        home = _toward(torch.tensor([self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
+        home = _toward(torch.tensor([self.WALL_X, 0.0]).expand_as(position), position, self.SPEED)
         in_alcove = y > 0.05
         down = torch.stack([(3.0 * -x).clamp(-0.3, 0.3), torch.full_like(x, -self.SPEED)], dim=-1)
         leave = torch.where(in_alcove[..., None], down, home)
@@ -210,7 +213,7 @@ class GiveWayRoute:
         position, from_blue = observation[..., :2], observation[..., 4:6]
         blue_height = position[..., 1] - from_blue[..., 1]
         blue_in_the_way = (blue_height < self.CLEAR) & (from_blue[..., 0] > 0) & (from_blue[..., 0] < self.GREEN_STOPS)
-        home = _toward(torch.tensor([-self.GOAL_X, 0.0]).expand_as(position), position, self.SPEED)
+        home = _toward(torch.tensor([-self.WALL_X, 0.0]).expand_as(position), position, self.SPEED)
         return torch.where(blue_in_the_way[..., None], torch.zeros_like(home), home)
 
 
