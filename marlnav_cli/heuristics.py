@@ -148,7 +148,7 @@ class GiveWayRoute:
     position less the other's, after its own position and velocity): a first route blind to the other,
     whose waiting was timed by where blue was, finished every episode itself but its copy did not (a small
     error in the copy's speed ends the wait too early). Both goals are where VMAS's default map puts them;
-    scenario arguments that change the map or the control are refused. Home in about 250 steps (one agent
+    scenario arguments that change the map or the control are refused. Home in about 300 steps (one agent
     alone needs 172: the corridor is 5 long, the speed 0.025 a step), so VMAS's 100-step episodes cannot be
     finished at all.
     """
