@@ -20,9 +20,9 @@ import torch
 from benchmarks.step_limits import evaluate_controller, print_step_limit_table
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.episodes import EpisodeFigures
+from marlnav_cli.heuristics import FoodPerAgent
 
-OWN_STATE = 4  # position and velocity, before the food
-PER_FOOD = 3  # relative position, eaten flag
+OWN_STATE, PER_FOOD = FoodPerAgent.OWN_STATE, FoodPerAgent.PER_FOOD  # dispersion's observation, read alike
 
 
 class NearestFood:

@@ -106,10 +106,16 @@ class LandmarkAssignment:
             return "marlnav's simple_spread controller needs the other agents in the observation (obs_agents)"
         return None
 
+    @staticmethod
+    def landmarks(observation: torch.Tensor) -> torch.Tensor:
+        """Each landmark relative to the agent, [..., agents, landmarks, 2]: after its position and velocity."""
+        agents = observation.shape[-2]
+        return observation[..., 4 : 4 + 2 * agents].unflatten(-1, (agents, 2))
+
     def own_landmark(self, observation: torch.Tensor) -> torch.Tensor:
         """[..., agents, size] observations to each agent's landmark index in the cheapest assignment."""
         agents = observation.shape[-2]
-        landmarks = observation[..., 4 : 4 + 2 * agents].unflatten(-1, (agents, 2))
+        landmarks = self.landmarks(observation)
         others = observation[..., 4 + 2 * agents :].unflatten(-1, (agents - 1, 2))
         positions = torch.cat([torch.zeros_like(others[..., :1, :]), others], dim=-2)  # itself first, at 0
         orders = torch.tensor(list(itertools.permutations(range(agents))))  # [orderings, agents]
@@ -118,9 +124,8 @@ class LandmarkAssignment:
         return orders[total.argmin(dim=-1)][..., 0]
 
     def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
-        agents = observation.shape[-2]
         velocity = observation[..., 2:4]  # after its position
-        landmarks = observation[..., 4 : 4 + 2 * agents].unflatten(-1, (agents, 2))
+        landmarks = self.landmarks(observation)
         own = self.own_landmark(observation)
         target = torch.take_along_dim(landmarks, own[..., None, None], dim=-2).squeeze(-2)
         push = torch.tensor(u_ranges, dtype=target.dtype)[:, None]
