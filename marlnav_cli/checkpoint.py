@@ -47,6 +47,12 @@ class Checkpoint:
             raise CheckpointError(
                 f"{self.path} holds only the policy (exported); resume from the run's own policy.safetensors"
             )
+        if self.config.imitate_heuristic and not self.summary.get("iterations"):
+            # Resuming would skip the rest of the copy: not the run its config describes.
+            raise CheckpointError(
+                f"{self.path} stopped while copying the heuristic, before its first PPO iteration, so it cannot be "
+                f"resumed; train it again: marlnav train --config {self.path.parent / 'config.toml'}"
+            )
 
     def check_groups(self, built: dict[str, list[str]]) -> None:
         """Refuse when the env rebuilt from the config groups its agents differently (another VMAS)."""

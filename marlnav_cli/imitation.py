@@ -53,11 +53,13 @@ def imitate_heuristic(
     parameters: list[torch.nn.Parameter],
     prepare: Callable[[TensorDictBase], None],
     on_batch: Callable[[ImitationRow], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[ImitationRow]:
     """Fit `actor` to `heuristic`'s actions and `critic` to GAE's value targets over config.imitate_heuristic
     frames (whole batches): the heuristic's own episodes, or with config.dagger the policy's after the first
     batch, each run by `collector_for` the actor; `prepare` readies a batch for GAE as training does. One row
-    of figures per batch."""
+    of figures per batch. `should_stop` is asked after each batch: a copy of a million frames takes minutes,
+    and Ctrl-C or a scheduler's SIGTERM must not wait for all of it."""
     heuristic_collector = collector_for(heuristic)
     policy_collector = collector_for(actor) if config.dagger else heuristic_collector
     optimiser = torch.optim.Adam(parameters, lr=config.lr)
@@ -105,4 +107,6 @@ def imitate_heuristic(
         )
         if on_batch is not None:
             on_batch(rows[-1])
+        if should_stop():
+            break
     return rows

@@ -84,7 +84,8 @@ def train(
 ) -> TrainState:
     """Run PPO until config.total_frames: collection, GAE, then config.num_epochs of minibatch updates.
 
-    `should_stop` is asked after each iteration, so an interrupt never leaves half-updated weights.
+    `should_stop` is asked after each iteration (and each batch of a copy), so an interrupt never leaves
+    half-updated weights.
     With `resume`, training continues from that checkpoint's weights, optimiser, RNG and metrics.
     A fresh run with config.imitate_heuristic first copies the scenario's heuristic (imitation.py).
     """
@@ -159,7 +160,10 @@ def train(
             group_parameters[group.name],
             prepare,
             on_imitation,
+            should_stop,
         )
+        if should_stop():  # stopped during the copy: saved as it is, with no PPO iteration
+            return state
 
     # --- collector: every iteration starts each env from a reset (see TrainState) ------------------
     # One env per team size and curriculum stage (a single one without either), each collecting a whole

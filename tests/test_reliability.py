@@ -133,3 +133,23 @@ def test_evaluation_during_training_changes_no_training_result(cli, tmp_path: Pa
     best = max(evaluated, key=lambda row: (row["eval_success_rate"], -row["eval_mean_length"], row["eval_mean_reward"]))
     assert read_checkpoint(with_eval / "best.safetensors").summary["iterations"] == best["iteration"]
     assert "eval_success_rate" in (with_eval / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_a_stop_during_the_copy_saves_it_without_waiting_for_the_rest(cli, tmp_path: Path) -> None:
+    """SIGTERM while the heuristic is being copied stops after that batch (a zoo entry copies up to 600,000
+    frames: minutes); what was copied is saved, and resuming is refused, as it would skip the rest."""
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.experiment import run_training
+
+    tiny = dict(total_frames=200, frames_per_batch=100, max_steps=25, num_epochs=2, minibatch_size=50, num_cells=16)
+    config = TrainConfig(scenario="wheel", n_agents=4, imitate_heuristic=500, **tiny)
+    run = tmp_path / "run"
+    stopped = run_training(
+        config, device_name="cpu", run_folder=run, on_imitation=lambda row: signal.raise_signal(signal.SIGTERM)
+    )
+    assert stopped.interrupted and stopped.exit_code == 143
+    assert len((run / "imitation.csv").read_text().splitlines()) == 2  # the header and 1 of 5 batches
+    saved = read_checkpoint(run / "policy.safetensors")
+    assert saved.summary["iterations"] == 0 and saved.summary["complete"] is False
+    result = cli("train", "--resume", run / "policy.safetensors", "--device", "cpu", "--quiet")
+    assert result.exit_code == 2 and "stopped while copying the heuristic" in result.stderr
