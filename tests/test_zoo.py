@@ -62,6 +62,18 @@ def test_a_scenario_with_an_entry_starts_from_it_unless_a_preset_is_named(monkey
     )
 
 
+def test_scenario_arguments_given_go_on_top_of_the_entry_s(monkeypatch) -> None:
+    """give_way's entry sets two of VMAS's arguments; a user's --scenario-arg adds to them or changes one."""
+    monkeypatch.setattr(
+        zoo_module, "zoo", lambda: parse_zoo(ENTRY + "\n[transport.settings.scenario_args]\npackage_mass = 5\n")
+    )
+    assert resolve_train_config({"scenario": "transport"}).scenario_args == {"package_mass": 5}
+    added = resolve_train_config({"scenario": "transport", "scenario_args": {"package_width": 0.2}})
+    assert added.scenario_args == {"package_mass": 5, "package_width": 0.2}
+    changed = resolve_train_config({"scenario": "transport", "scenario_args": {"package_mass": 2}})
+    assert changed.scenario_args == {"package_mass": 2}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
