@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from marlnav_cli.config import TrainConfig, load_config_file
 from marlnav_cli.threads import use_threads
-from marlnav_cli.zoo import starting_point
+from marlnav_cli.zoo import starting_config, starting_point
 
 if TYPE_CHECKING:
     from marlnav_cli.episodes import EvaluationReport
@@ -63,7 +63,7 @@ def train(
     if scenario is not None:
         settings["scenario"] = scenario
     config_path = Path(config_file) if config_file is not None else None
-    given = given_settings(settings, scenario_args=scenario_args, config_file=config_path)
+    given = given_settings(settings, preset=preset, scenario_args=scenario_args, config_file=config_path)
     config, checkpoint = command_config(
         given, preset=preset, config_file=config_path, resume=Path(resume) if resume is not None else None
     )
@@ -84,16 +84,25 @@ def train(
 
 
 def given_settings(
-    settings: dict[str, Any], *, scenario_args: dict[str, Any] | None = None, config_file: Path | None = None
+    settings: dict[str, Any],
+    *,
+    preset: str | None = None,
+    scenario_args: dict[str, Any] | None = None,
+    config_file: Path | None = None,
 ) -> dict[str, Any]:
     """The training settings given (names and types checked, as a config file's), over `config_file`'s;
-    what train and sweep start from."""
+    what train and sweep start from. `scenario_args` (--scenario-arg) add to the scenario arguments the run
+    starts from, a config file's whole table else the preset's or zoo entry's (give_way's sets two), so a
+    config.toml still reproduces its run exactly."""
     given = dict(settings)
     TrainConfig.from_dict({**dataclasses.asdict(TrainConfig()), **given})
-    if scenario_args:
-        given["scenario_args"] = dict(scenario_args)
     if config_file is not None:
         given = {**load_config_file(config_file), **given}
+    if scenario_args:
+        start = given.get("scenario_args")
+        if start is None:
+            start = starting_config(preset, given.get("scenario", TrainConfig.scenario)).scenario_args
+        given["scenario_args"] = {**start, **scenario_args}
     return given
 
 
@@ -193,7 +202,10 @@ def plan_tune(
 
     import_tune()
     given = given_settings(
-        settings, scenario_args=scenario_args, config_file=Path(config_file) if config_file is not None else None
+        settings,
+        preset=preset,
+        scenario_args=scenario_args,
+        config_file=Path(config_file) if config_file is not None else None,
     )
     base = resolve_train_config(given, preset=preset)
     resources = SweepResources(episodes, device, address, cpus_per_trial, gpus_per_trial, max_parallel).check()

@@ -931,6 +931,7 @@ def sweep(
     plan = sweeps.plan_sweep(
         given_settings(
             settings,
+            preset=preset,
             scenario_args=parse_scenario_args(scenario_arg) if scenario_arg else None,
             config_file=config_file,
         ),

@@ -230,8 +230,7 @@ class TrainConfig:
         if value and self.discrete:
             raise ConfigError(
                 "--imitate-heuristic copies a hand-written controller, which acts in continuous actions: "
-                "leave --discrete out, or give --imitate-heuristic 0 (the zoo entries of transport, discovery, "
-                "dispersion and simple_spread copy one)"
+                "leave --discrete out, or give --imitate-heuristic 0 (a zoo entry that copies one sets it)"
             )
         if value and self.team_sizes:
             raise ConfigError(

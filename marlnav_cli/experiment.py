@@ -164,8 +164,6 @@ def resolve_train_config(
     """
     if resume is None:
         start = starting_config(preset, overrides.get("scenario", TrainConfig.scenario))
-        if "scenario_args" in overrides:  # the user's arguments on top of the entry's, not instead of them
-            overrides = {**overrides, "scenario_args": {**start.scenario_args, **overrides["scenario_args"]}}
         config = dataclasses.replace(start, **overrides)
         if config.team_sizes and config.mappo and "critic" not in overrides:
             config = dataclasses.replace(config, critic="deepsets")  # the centralised critic for any team size

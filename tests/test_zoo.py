@@ -62,16 +62,28 @@ def test_a_scenario_with_an_entry_starts_from_it_unless_a_preset_is_named(monkey
     )
 
 
-def test_scenario_arguments_given_go_on_top_of_the_entry_s(monkeypatch) -> None:
-    """give_way's entry sets two of VMAS's arguments; a user's --scenario-arg adds to them or changes one."""
+def test_scenario_arguments_given_go_on_top_of_the_entry_s(monkeypatch, tmp_path: Path) -> None:
+    """give_way's entry sets two of VMAS's arguments; a user's --scenario-arg adds to them or changes one.
+    A config file's table is whole: a run's config.toml with none still reproduces that run."""
+    from marlnav_cli.api import given_settings
+
     monkeypatch.setattr(
         zoo_module, "zoo", lambda: parse_zoo(ENTRY + "\n[transport.settings.scenario_args]\npackage_mass = 5\n")
     )
-    assert resolve_train_config({"scenario": "transport"}).scenario_args == {"package_mass": 5}
-    added = resolve_train_config({"scenario": "transport", "scenario_args": {"package_width": 0.2}})
-    assert added.scenario_args == {"package_mass": 5, "package_width": 0.2}
-    changed = resolve_train_config({"scenario": "transport", "scenario_args": {"package_mass": 2}})
-    assert changed.scenario_args == {"package_mass": 2}
+
+    def resolved(scenario_args: dict | None = None, config_file: Path | None = None) -> dict:
+        given = given_settings({"scenario": "transport"}, scenario_args=scenario_args, config_file=config_file)
+        return resolve_train_config(given).scenario_args
+
+    assert resolved() == {"package_mass": 5}
+    added = resolved({"package_width": 0.2})
+    assert added == {"package_mass": 5, "package_width": 0.2}
+    changed = resolved({"package_mass": 2})
+    assert changed == {"package_mass": 2}
+    config_toml = tmp_path / "config.toml"
+    config_toml.write_text(dataclasses.replace(preset_config("fast"), scenario="transport").to_toml())
+    assert resolved(config_file=config_toml) == {}
+    assert resolved({"package_width": 0.2}, config_toml) == {"package_width": 0.2}
 
 
 @pytest.mark.parametrize(
