@@ -1,7 +1,7 @@
 """VMAS's heuristics as marlnav actors: the same actions VMAS's own controller gives, agent by agent; and
 marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
-all), simple_spread's (the assignment to landmarks with the least total distance) and give_way's (one
-waits in the alcove)."""
+all), simple_spread's (the assignment to landmarks with the least total distance), give_way's (one
+waits in the alcove) and buzz_wire's (a taut rod)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from vmas.scenarios.wheel import HeuristicPolicy
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import make_env
 from marlnav_cli.episodes import evaluate_actor
-from marlnav_cli.heuristics import HeuristicActor, HeuristicUnavailable, TeamControllerActor, heuristic_actor
+from marlnav_cli.heuristics import (
+    HeuristicActor,
+    HeuristicUnavailable,
+    TautCarry,
+    TeamControllerActor,
+    heuristic_actor,
+)
 
 
 def test_the_actor_gives_vmas_heuristic_actions_for_every_agent() -> None:
@@ -102,3 +108,16 @@ def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> N
     assert "leave out ['mirror_passage']" in str(heuristic_actor(mirrored))
     blind = dataclasses.replace(config, scenario_args={"done_on_completion": True})
     assert "observe_rel_pos=true" in str(heuristic_actor(blind))
+
+
+def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_the_wire() -> None:
+    """The agents see neither the ball nor each other: pulling outward past the rod's half length keeps it
+    taut and the ball centred, where aiming at the half length itself leaves it slack and drags the team
+    into the wire."""
+    config = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor)
+    figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
+    assert figures.goal_rate == 1.0 and figures.failure_rate == 0.0
+    slack = TeamControllerActor(type("Slack", (TautCarry,), {"OUTWARD": 0.25})(), actor.in_keys[0][0], actor.u_ranges)
+    assert evaluate_actor(config, slack, episodes=10, seed=11, device=torch.device("cpu")).goal_rate < 0.5
