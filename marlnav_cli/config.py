@@ -41,6 +41,7 @@ ADDED_LATER = {
     "normalize_observations": False,
     "imitate_heuristic": 0,
     "dagger": False,
+    "imitate_lr": 0.0,
 }
 
 
@@ -128,7 +129,7 @@ class TrainConfig:
     )
     imitate_heuristic: int = setting(
         0,
-        "Frames of the scenario's hand-written controller (VMAS's HeuristicPolicy, else marlnav's: dispersion) that "
+        "Frames of the scenario's hand-written controller (VMAS's HeuristicPolicy, else marlnav's own) that "
         "the policy learns to copy, and the critic to value, before PPO starts (0: off); whole batches, on top of "
         "--frames. For tasks where random exploration never finds the reward (transport's package).",
         PPO,
@@ -139,6 +140,12 @@ class TrainConfig:
         "labels the states it reaches (DAgger), so the copy also learns to come back from its own drift.",
         PPO,
         off="--no-dagger",
+    )
+    imitate_lr: float = setting(
+        0.0,
+        "With --imitate-heuristic: the copy's learning rate (0: --lr's). A precise copy can need a far smaller --lr "
+        "for the PPO after it than the copy needs to be learned at all (buzz_wire: docs/zoo.md).",
+        PPO,
     )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)
@@ -190,7 +197,16 @@ class TrainConfig:
         """Raise ConfigError naming the first bad value; return self so calls can chain."""
         self.env.validate()
         _check_counts(self, ("frames_per_batch", "total_frames", "num_epochs", "minibatch_size", "depth", "num_cells"))
-        for name in ("lr", "max_grad_norm", "clip_epsilon", "gamma", "lmbda", "entropy_coeff", "reward_scale"):
+        for name in (
+            "lr",
+            "max_grad_norm",
+            "clip_epsilon",
+            "gamma",
+            "lmbda",
+            "entropy_coeff",
+            "reward_scale",
+            "imitate_lr",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise ConfigError(f"{flag_of(name)} must be a finite number, got {value!r}")
@@ -201,6 +217,8 @@ class TrainConfig:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma!r}")
         if not 0 <= self.lmbda <= 1:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
+        if self.imitate_lr < 0:
+            raise ConfigError(f"--imitate-lr must be 0 (--lr's) or a positive number, got {self.imitate_lr!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:
             raise ConfigError(f"--entropy-coeff must be >= 0, got {self.entropy_coeff!r}")
         if self.frames_per_batch % self.max_steps:

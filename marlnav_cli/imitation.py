@@ -62,7 +62,7 @@ def imitate_heuristic(
     and Ctrl-C or a scheduler's SIGTERM must not wait for all of it."""
     heuristic_collector = collector_for(heuristic)
     policy_collector = collector_for(actor) if config.dagger else heuristic_collector
-    optimiser = torch.optim.Adam(parameters, lr=config.lr)
+    optimiser = torch.optim.Adam(parameters, lr=config.imitate_lr or config.lr)
     rows: list[ImitationRow] = []
     for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
         policy_acts = config.dagger and batch > 0

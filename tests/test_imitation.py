@@ -134,6 +134,20 @@ def test_dagger_teaches_the_heuristic_s_action_at_the_states_the_policy_itself_r
     assert after_dagger < 0.3 * after_first_batch, (after_first_batch, after_dagger)
 
 
+def test_the_copy_learns_at_imitate_lr_and_at_lr_without_it() -> None:
+    """--imitate-lr is the copy's own: a run whose PPO --lr would learn nothing copies as one at the copy's."""
+    copying_at = {
+        name: Copying.of(dataclasses.replace(WHEEL, imitate_heuristic=800, **settings)).imitate()
+        for name, settings in {
+            "lr": {},
+            "imitate_lr": {"lr": 1e-12, "imitate_lr": WHEEL.lr},
+            "neither": {"lr": 1e-12},
+        }.items()
+    }
+    assert copying_at["imitate_lr"] == copying_at["lr"]
+    assert copying_at["neither"][-1]["action_mse"] > 2 * copying_at["lr"][-1]["action_mse"]
+
+
 def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refused_first(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = cli("train", *TINY_TRAIN, "--scenario", "wheel", "--imitate-heuristic", "150", "--out", run)
