@@ -12,7 +12,9 @@ near the heuristic's rather than drowned in the initial noise (fitting the most 
 PPO lost the copy on transport: docs/zoo.md). The critic is fitted to TorchRL's GAE value targets on the
 heuristic's episodes, recomputed every epoch (TD(lambda) evaluation of the heuristic), so that PPO's first
 advantages compare with the heuristic's value rather than a random critic's. A separate Adam does this:
-the training optimiser's step counts stay PPO's alone (checkpoints check them).
+the training optimiser's step counts stay PPO's alone (checkpoints check them). It steps at --imitate-lr
+where given: on buzz_wire the copy converged only at fast's lr 0.002, and PPO at 0.002 wrecked it in its
+first iteration where PPO at 0.0003 kept it (docs/zoo.md).
 
 With --dagger, every batch after the first is collected by the policy itself and labelled with the
 heuristic's action at each state it reached (DAgger, Ross et al., 2011): a copy fitted on the heuristic's
