@@ -229,14 +229,14 @@ class TautCarry:
     Why marlnav has it: VMAS ships no heuristic for buzz_wire, and PPO from scratch carried the ball part of
     the way but onto its goal (within 0.01) in 0.010 of episodes (docs/zoo.md). An agent sees only itself and
     the goal, not the ball: aiming at its exact place beside the goal (half the rod, 0.25, to the side) leaves
-    the rod slack, the ball lags below in a V and drags the agents into the wire (goal 0, wire touched in 0.14 of
-    seed 0's episodes). Aiming OUTWARD past that
-    place keeps the rod taut, and since both pull out equally the sideways pulls cancel and the ball centres
-    on the goal's x. On the evaluation episodes of seeds 0 and 100-102 (200 each) it brings the ball onto
-    the goal in all but one of the 800 episodes at 200 steps, never touching the wire, in 120-128 steps on
-    average: more than VMAS's 100 steps allow (0.22-0.30 of episodes at 100), since the team (agents, ball
-    and rod, five masses) moves at about 0.1 a second. Stiffer gains (pull 20, climb 3, damping 10) shrug
-    off a larger error in a copy's push, but the copy of them had not converged at 270,000 frames.
+    the rod slack, the ball lags below in a V and drags the agents into the wire (goal 0, wire touched in 0.14
+    of seed 0's episodes). Aiming OUTWARD past that place keeps the rod taut, and since both pull out equally
+    the sideways pulls cancel and the ball centres on the goal's x. On the evaluation episodes of seeds 0 and
+    100-102 (200 each) it brings the ball onto the goal in all but one of the 800 episodes at 200 steps,
+    never touching the wire, in 120-128 steps on average: more than VMAS's 100 steps allow (0.22-0.30 of
+    episodes at 100), since the team (agents, ball and rod, five masses) moves at about 0.1 a second.
+    Stiffer gains (pull 20, climb 3, damping 10) shrug off a larger error in a copy's push, but the copy of
+    them had not converged at 270,000 frames.
     Agent 0 is the one on the left (VMAS places it there), so one shared network can copy it by its x.
     """
 
