@@ -1,7 +1,7 @@
 """VMAS's heuristics as marlnav actors: the same actions VMAS's own controller gives, agent by agent; and
 marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
 all), simple_spread's (the assignment to landmarks with the least total distance), give_way's (one
-waits in the alcove) and buzz_wire's (a taut rod)."""
+waits in the alcove), buzz_wire's (a taut rod) and joint_passage's (the rod upright through the gap)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from marlnav_cli.episodes import evaluate_actor
 from marlnav_cli.heuristics import (
     HeuristicActor,
     HeuristicUnavailable,
+    RodThroughGap,
     TautCarry,
     TeamControllerActor,
     heuristic_actor,
@@ -121,3 +122,29 @@ def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_t
     assert figures.goal_rate == 1.0 and figures.failure_rate == 0.0
     slack = TeamControllerActor(type("Slack", (TautCarry,), {"OUTWARD": 0.25})(), actor.in_keys[0][0], actor.u_ranges)
     assert evaluate_actor(config, slack, episodes=10, seed=11, device=torch.device("cpu")).goal_rate < 0.5
+
+
+def test_joint_passage_s_rod_goes_through_the_gap_onto_its_goal_from_each_agent_s_own_view() -> None:
+    """Each agent acts on its own observation and index alone (so a policy network per agent can copy it),
+    and the pair brings the joint within VMAS's 0.01 of its goal."""
+    config = TrainConfig(
+        scenario="joint_passage", n_agents=2, max_steps=400, scenario_args={"observe_joint_angle": True}, seed=3
+    )
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor) and isinstance(actor.policy, RodThroughGap)
+    observation = (
+        make_env(config, num_envs=5, seed=3, device=torch.device("cpu")).reset().get(("agents", "observation"))
+    )
+    changed = observation.clone()
+    changed[:, 1] += torch.randn_like(changed[:, 1])
+    actions, after = (
+        actor.policy.team_action(observation, actor.u_ranges),
+        actor.policy.team_action(changed, actor.u_ranges),
+    )
+    assert torch.equal(actions[:, 0], after[:, 0]) and not torch.equal(actions[:, 1], after[:, 1])
+    figures = evaluate_actor(config, actor, episodes=2, seed=11, device=torch.device("cpu"))
+    assert figures.success_rate == 1.0 and figures.mean_length < 350
+    blind = dataclasses.replace(config, scenario_args={})
+    assert "observe_joint_angle=true" in str(heuristic_actor(blind))
+    moved = dataclasses.replace(config, scenario_args={"observe_joint_angle": True, "fixed_passage": False})
+    assert "leave out ['fixed_passage']" in str(heuristic_actor(moved))
