@@ -144,6 +144,19 @@ def _toward(
     return torch.where(distance < stop_within, torch.zeros_like(velocity), velocity)
 
 
+def _refusal(config: TrainConfig, free_arguments: frozenset[str], *, knows: str, needs: tuple[str, str]) -> str | None:
+    """Why a controller written for VMAS's default map refuses this config: a scenario argument outside
+    `free_arguments` (the map or the control changed), or the observation flag it reads (`needs`: why, and
+    the argument) not turned on."""
+    changed = sorted(set(config.scenario_args) - free_arguments)
+    if changed:
+        return f"{knows}: leave out {changed}"
+    why, argument = needs
+    if config.scenario_args.get(argument) is not True:
+        return f"{why}: --scenario-arg {argument}=true"
+    return None
+
+
 class GiveWayRoute:
     """give_way: the blue agent (0) steps up into the alcove and waits there until the green one (1) has passed
     below it, then both go home; green waits short of the alcove until blue is up.
@@ -183,14 +196,12 @@ class GiveWayRoute:
 
     @classmethod
     def refuses(cls, config: TrainConfig) -> str | None:
-        changed = sorted(set(config.scenario_args) - cls.FREE_ARGUMENTS)
-        if changed:
-            return f"marlnav's give_way controller knows VMAS's default map and velocity control: leave out {changed}"
-        if config.scenario_args.get("observe_rel_pos") is not True:
-            return (
-                "marlnav's give_way controller needs each agent to see the other: --scenario-arg observe_rel_pos=true"
-            )
-        return None
+        return _refusal(
+            config,
+            cls.FREE_ARGUMENTS,
+            knows="marlnav's give_way controller knows VMAS's default map and velocity control",
+            needs=("marlnav's give_way controller needs each agent to see the other", "observe_rel_pos"),
+        )
 
     def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
         return torch.stack([self.blue(observation[..., 0, :]), self.green(observation[..., 1, :])], dim=-2)
@@ -304,14 +315,12 @@ class RodThroughGap:
 
     @classmethod
     def refuses(cls, config: TrainConfig) -> str | None:
-        changed = sorted(set(config.scenario_args) - cls.FREE_ARGUMENTS)
-        if changed:
-            return f"marlnav's joint_passage controller knows VMAS's default map and rod: leave out {changed}"
-        if config.scenario_args.get("observe_joint_angle") is not True:
-            return (
-                "marlnav's joint_passage controller needs the rod's direction: --scenario-arg observe_joint_angle=true"
-            )
-        return None
+        return _refusal(
+            config,
+            cls.FREE_ARGUMENTS,
+            knows="marlnav's joint_passage controller knows VMAS's default map and rod",
+            needs=("marlnav's joint_passage controller needs the rod's direction", "observe_joint_angle"),
+        )
 
     def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
         push = torch.tensor(u_ranges, dtype=observation.dtype)[:, None]
