@@ -42,6 +42,7 @@ ADDED_LATER = {
     "imitate_heuristic": 0,
     "dagger": False,
     "imitate_lr": 0.0,
+    "dagger_aggregate": False,
 }
 
 
@@ -140,6 +141,13 @@ class TrainConfig:
         "labels the states it reaches (DAgger), so the copy also learns to come back from its own drift.",
         PPO,
         off="--no-dagger",
+    )
+    dagger_aggregate: bool = setting(
+        False,
+        "With --dagger: the copy is fitted on every batch labelled so far (DAgger's aggregated data set), not the "
+        "latest alone, so states the policy has left stay taught; the critic still fits the latest batch.",
+        PPO,
+        off="--dagger-latest",
     )
     imitate_lr: float = setting(
         0.0,

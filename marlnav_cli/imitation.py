@@ -21,12 +21,15 @@ heuristic's action at each state it reached (DAgger, Ross et al., 2011): a copy 
 states alone drifts off them in closed loop and never learned to come back. On transport's held-out seeds
 it delivered the package in 0.598 of 1,000-step episodes, with DAgger 0.627 (reward higher on every seed;
 the heuristic 0.658), and in 2,000-step episodes with DAgger 0.955 (the heuristic 0.990: docs/zoo.md).
+With --dagger-aggregate the copy is fitted on every batch labelled so far, as DAgger was published, rather
+than the latest batch alone, which lets it forget states its policy no longer reaches (docs/zoo.md).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDictBase
@@ -42,6 +45,23 @@ from marlnav_cli.tanh_normal import ActionPreimage
 
 ImitationRow = dict[str, float]
 INSIDE_MARGIN = 0.01  # a heuristic's full push becomes 99% of it: tanh's preimage of the bound is infinite
+
+
+@dataclass(frozen=True)
+class Taught:
+    """Every state labelled so far with the heuristic's action (--dagger-aggregate): DAgger as Ross et al.
+    wrote it fits the union of its batches, so the copy does not forget the states its policy has since left."""
+
+    observation: torch.Tensor
+    action: torch.Tensor
+    target: tuple[torch.Tensor, ...]
+
+    def joined(self, later: Taught) -> Taught:
+        return Taught(
+            torch.cat([self.observation, later.observation]),
+            torch.cat([self.action, later.action]),
+            tuple(torch.cat([kept, new]) for kept, new in zip(self.target, later.target, strict=True)),
+        )
 
 
 def imitate_heuristic(
@@ -66,6 +86,7 @@ def imitate_heuristic(
     policy_collector = collector_for(actor) if config.dagger else heuristic_collector
     optimiser = torch.optim.Adam(parameters, lr=config.imitate_lr or config.lr)
     rows: list[ImitationRow] = []
+    taught: Taught | None = None
     for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
         policy_acts = config.dagger and batch > 0
         data = (policy_collector if policy_acts else heuristic_collector).collect()
@@ -77,17 +98,26 @@ def imitate_heuristic(
         # The heuristic's actions pulled just inside the box: a saturated one has no finite preimage.
         inside = actor.squash.centre + (action - actor.squash.centre) * (1 - INSIDE_MARGIN)
         target = tuple(part.contiguous() for part in actor.prepare(inside))
+        latest = Taught(observation, action, target)
+        # DAgger as Ross et al. wrote it fits every batch labelled so far (--dagger-aggregate); the critic
+        # fits the latest batch alone, whose GAE targets are the current ones
+        if config.dagger and config.dagger_aggregate:
+            taught = latest if taught is None else taught.joined(latest)
+        copied = latest if taught is None else taught
         for _ in range(config.num_epochs):
             action_losses, critic_losses = [], []  # the last epoch's are reported: how well the fit ended
             with torch.no_grad():
                 advantage_module(data)
             value_target = flat_frames(data, data.get(group.key("value_target")))
             order = torch.randperm(len(observation), device=observation.device)
+            # as many minibatches as the latest batch holds, drawn from all that is taught: the same time a batch
+            copied_order = order if copied is latest else torch.randperm(len(copied.observation), device=order.device)
             for start in range(0, config.minibatches_per_epoch * config.minibatch_size, config.minibatch_size):
                 indices = order[start : start + config.minibatch_size]
-                loc, scale = actor.network(observation[indices])
+                copied_indices = copied_order[start : start + config.minibatch_size]
+                loc, scale = actor.network(copied.observation[copied_indices])
                 imitation_loss = -actor.squash.log_prob(
-                    loc, scale, ActionPreimage(*(part[indices] for part in target))
+                    loc, scale, ActionPreimage(*(part[copied_indices] for part in copied.target))
                 ).mean()
                 critic_loss = torch.nn.functional.smooth_l1_loss(critic(observation[indices]), value_target[indices])
                 (imitation_loss + critic_loss).backward()
@@ -95,7 +125,9 @@ def imitate_heuristic(
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
                 with torch.no_grad():
-                    action_losses.append(torch.nn.functional.mse_loss(actor.squash.mode(loc), action[indices]))
+                    action_losses.append(
+                        torch.nn.functional.mse_loss(actor.squash.mode(loc), copied.action[copied_indices])
+                    )
                 critic_losses.append(critic_loss.detach())
         rows.append(
             {

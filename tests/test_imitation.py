@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tensordict import TensorDict
 from torchrl.objectives.value import GAE
 
 from marlnav_cli.collect import ExperienceCollector
@@ -132,6 +133,57 @@ def test_dagger_teaches_the_heuristic_s_action_at_the_states_the_policy_itself_r
     after_dagger, rows = _own_state_error_after_copying(5 * WHEEL.frames_per_batch, dagger=True)
     assert [row["policy_acting"] for row in rows] == [0.0, 1.0, 1.0, 1.0, 1.0]
     assert after_dagger < 0.3 * after_first_batch, (after_first_batch, after_dagger)
+
+
+def _states_fitted_in_each_batch(aggregate: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Copy wheel's heuristic over 3 DAgger batches: each batch's collected states, and the states the copy
+    was fitted on after it (the policy network's inputs while gradients are on), one row per frame."""
+    config = dataclasses.replace(WHEEL, imitate_heuristic=3 * WHEEL.frames_per_batch, dagger=True)
+    copying = Copying.of(dataclasses.replace(config, dagger_aggregate=aggregate))
+    collected: list[torch.Tensor] = []
+    fitted: list[list[torch.Tensor]] = []
+    network, collector_for = copying.actor.network, copying.collector_for
+
+    def recording_network(observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_grad_enabled():  # fitting; the collector runs the policy in inference mode
+            fitted[-1].append(observation.flatten(-2).detach())
+        return network(observation)
+
+    def recording_collector(actor: HeuristicActor | TensorPolicy) -> ExperienceCollector:
+        collector = collector_for(actor)
+        collect = collector.collect
+
+        def collect_and_record() -> TensorDict:
+            data = collect()
+            collected.append(flat_frames(data, data.get(copying.group.key("observation"))).flatten(-2))
+            fitted.append([])
+            return data
+
+        collector.collect = collect_and_record  # type: ignore[method-assign]
+        return collector
+
+    copying.actor.network = recording_network  # type: ignore[union-attr,assignment]
+    copying.collector_for = recording_collector
+    copying.imitate()
+    return collected, [torch.cat(rows) for rows in fitted]
+
+
+def _share_from(states: torch.Tensor, batch: torch.Tensor) -> float:
+    return (states[:, None, :] == batch[None, :, :]).all(-1).any(-1).float().mean().item()
+
+
+def test_dagger_aggregate_fits_every_batch_labelled_so_far_and_plain_dagger_the_latest_alone() -> None:
+    """DAgger as Ross et al. wrote it fits the union of its batches: after the third, about a third of what
+    the copy is fitted on comes from each batch, where plain --dagger fits the third batch alone. The number
+    of minibatches stays a batch's, so aggregating costs no fitting time."""
+    collected, fitted = _states_fitted_in_each_batch(aggregate=True)
+    assert len(collected) == len(fitted) == 3
+    assert _share_from(fitted[0], collected[0]) == 1.0  # the first batch is the heuristic's, alone either way
+    shares = [_share_from(fitted[2], batch) for batch in collected]
+    assert all(0.2 < share < 0.47 for share in shares) and sum(shares) > 0.99, shares
+    assert len(fitted[2]) == len(fitted[0])
+    collected, fitted = _states_fitted_in_each_batch(aggregate=False)
+    assert [_share_from(fitted[2], batch) for batch in collected] == [0.0, 0.0, 1.0]
 
 
 def test_the_copy_learns_at_imitate_lr_and_at_lr_without_it() -> None:
