@@ -43,6 +43,7 @@ ADDED_LATER = {
     "dagger": False,
     "imitate_lr": 0.0,
     "dagger_aggregate": False,
+    "imitate_beta": 0.0,
 }
 
 
@@ -155,6 +156,13 @@ class TrainConfig:
         "for the PPO after it than the copy needs to be learned at all (buzz_wire: docs/zoo.md).",
         PPO,
     )
+    imitate_beta: float = setting(
+        0.0,
+        "With --imitate-heuristic: beta of beta-NLL (Seitzer et al., 2022), in [0, 1]. Each action's likelihood is "
+        "weighted by its spread to the power 2*beta, so the copy's most likely action keeps learning where its "
+        "spread has grown (0: plain likelihood; 1: that action learns as by squared error).",
+        PPO,
+    )
     depth: int = setting(2, "Hidden layers of policy and critic.", MODEL)
     num_cells: int = setting(256, "Units per hidden layer.", MODEL)
     mappo: bool = setting(
@@ -214,6 +222,7 @@ class TrainConfig:
             "entropy_coeff",
             "reward_scale",
             "imitate_lr",
+            "imitate_beta",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
@@ -227,6 +236,8 @@ class TrainConfig:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
         if self.imitate_lr < 0:
             raise ConfigError(f"--imitate-lr must be 0 (--lr's) or a positive number, got {self.imitate_lr!r}")
+        if not 0 <= self.imitate_beta <= 1:
+            raise ConfigError(f"--imitate-beta must be in [0, 1], got {self.imitate_beta!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:
             raise ConfigError(f"--entropy-coeff must be >= 0, got {self.entropy_coeff!r}")
         if self.frames_per_batch % self.max_steps:

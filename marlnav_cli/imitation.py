@@ -116,9 +116,11 @@ def imitate_heuristic(
                 indices = order[start : start + config.minibatch_size]
                 copied_indices = copied_order[start : start + config.minibatch_size]
                 loc, scale = actor.network(copied.observation[copied_indices])
-                imitation_loss = -actor.squash.log_prob(
-                    loc, scale, ActionPreimage(*(part[copied_indices] for part in copied.target))
-                ).mean()
+                preimage = ActionPreimage(*(part[copied_indices] for part in copied.target))
+                if config.imitate_beta:
+                    imitation_loss = actor.squash.beta_nll(loc, scale, preimage, config.imitate_beta).mean()
+                else:
+                    imitation_loss = -actor.squash.log_prob(loc, scale, preimage).mean()
                 critic_loss = torch.nn.functional.smooth_l1_loss(critic(observation[indices]), value_target[indices])
                 (imitation_loss + critic_loss).backward()
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)

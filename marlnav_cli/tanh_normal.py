@@ -54,6 +54,15 @@ class SquashedNormal:
         normal = -((preimage.value - loc) ** 2) / (2 * scale**2) - scale.log() - LOG_SQRT_2PI
         return normal.sum(-1) - preimage.log_det
 
+    @staticmethod
+    def beta_nll(loc: torch.Tensor, scale: torch.Tensor, preimage: ActionPreimage, beta: float) -> torch.Tensor:
+        """-log_prob per frame up to terms without parameters, each action dim's weighted by its scale^(2 beta),
+        the weight held constant (beta-NLL, Seitzer et al., 2022). Plain likelihood moves loc by (x - loc) /
+        scale^2, so where a fit's spread has grown its mean all but stops learning; beta = 1 moves it as
+        squared error would, while scale still learns to match the remaining error."""
+        normal = (preimage.value - loc) ** 2 / (2 * scale**2) + scale.log()
+        return (normal * scale.detach() ** (2 * beta)).sum(-1)
+
     def rsample_log_prob(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Log-prob of one reparameterised draw: TanhNormal.rsample_and_log_prob's, same RNG use."""
         # As torch's Normal.rsample draws it: contiguous, whatever loc's strides (vmap gives others).

@@ -20,6 +20,7 @@ CASES = {
     "minibatch-too-big": (["train", "--minibatch-size", "7000"], "larger than a batch"),
     "negative-lr": (["train", "--lr", "-1"], "--lr must be a positive number"),
     "gamma-above-one": (["train", "--gamma", "1.5"], "--gamma must be in (0, 1]"),
+    "imitate-beta-above-one": (["train", "--imitate-beta", "2"], "--imitate-beta must be in [0, 1]"),
     "not-a-number": (["train", "--n-agents", "three"], "--n-agents takes a team size, or a range or list"),
     "unknown-option": (["train", "--colour", "blue"], "No such option"),
     "unknown-device": (["train", "--device", "tpu9", *TINY_TRAIN[:-3]], "unknown device 'tpu9'"),

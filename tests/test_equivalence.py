@@ -209,6 +209,29 @@ def test_squashed_normal_equals_tanh_normal_on_a_box_that_is_not_minus_one_to_on
     torch.testing.assert_close(drawn, reference.sample())
 
 
+def test_beta_nll_is_tanh_normal_s_likelihood_at_beta_0_and_moves_the_mean_as_squared_error_at_beta_1() -> None:
+    """--imitate-beta's loss against TorchRL's TanhNormal: at 0 its gradients are the likelihood's; at 1 the
+    mean's gradient is squared error's on the preimage, whatever the scale (plain likelihood divides it by
+    scale^2), and the scale's is the likelihood's times scale^2."""
+    torch.manual_seed(0)
+    low, high = torch.tensor([-2.0, 0.5]), torch.tensor([3.0, 0.75])
+    loc = torch.randn(50, 2, requires_grad=True)
+    scale = (torch.rand(50, 2) * 3 + 0.1).requires_grad_()
+    squash = SquashedNormal(low, high)
+    reference = TanhNormal(loc, scale, low=low, high=high)
+    preimage = squash.preimage(reference.sample())
+
+    def gradients(loss: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(loss.sum(), (loc, scale))
+
+    likelihood = gradients(-reference.log_prob(squash.centre + squash.half_range * preimage.value.tanh()))
+    for mine, theirs in zip(gradients(squash.beta_nll(loc, scale, preimage, 0.0)), likelihood):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+    loc_gradient, scale_gradient = gradients(squash.beta_nll(loc, scale, preimage, 1.0))
+    torch.testing.assert_close(loc_gradient, loc.detach() - preimage.value)
+    torch.testing.assert_close(scale_gradient, likelihood[1] * scale.detach() ** 2, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("scenario", ["balance", "simple_spread"])
 def test_bootstrap_time_limit_terminates_where_vmas_says_terminated(scenario: str) -> None:
     """--bootstrap-time-limit collects the same experience; only the last step's terminated changes, to

@@ -187,17 +187,22 @@ def test_dagger_aggregate_fits_every_batch_labelled_so_far_and_plain_dagger_the_
 
 
 def test_the_copy_learns_at_imitate_lr_and_at_lr_without_it() -> None:
-    """--imitate-lr is the copy's own: a run whose PPO --lr would learn nothing copies as one at the copy's."""
+    """--imitate-lr is the copy's own: a run whose PPO --lr would learn nothing copies as one at the copy's.
+    --imitate-beta changes how the copy is fitted, not whether it learns."""
     copying_at = {
         name: Copying.of(dataclasses.replace(WHEEL, imitate_heuristic=800, **settings)).imitate()
         for name, settings in {
             "lr": {},
             "imitate_lr": {"lr": 1e-12, "imitate_lr": WHEEL.lr},
             "neither": {"lr": 1e-12},
+            "beta": {"imitate_beta": 1.0},
         }.items()
     }
     assert copying_at["imitate_lr"] == copying_at["lr"]
     assert copying_at["neither"][-1]["action_mse"] > 2 * copying_at["lr"][-1]["action_mse"]
+    # --imitate-beta weights the likelihood (tests/test_equivalence.py): another fit, which copies as well
+    assert copying_at["beta"] != copying_at["lr"]
+    assert copying_at["neither"][-1]["action_mse"] > 2 * copying_at["beta"][-1]["action_mse"]
 
 
 def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refused_first(cli, tmp_path: Path) -> None:
