@@ -44,6 +44,7 @@ ADDED_LATER = {
     "imitate_lr": 0.0,
     "dagger_aggregate": False,
     "imitate_beta": 0.0,
+    "dagger_most_likely": False,
 }
 
 
@@ -149,6 +150,13 @@ class TrainConfig:
         "latest alone, so states the policy has left stay taught; the critic still fits the latest batch.",
         PPO,
         off="--dagger-latest",
+    )
+    dagger_most_likely: bool = setting(
+        False,
+        "With --dagger: the policy acts by its most likely action, as evaluate runs it, so the heuristic labels the "
+        "states the evaluated policy reaches rather than those its sampling noise leads to.",
+        PPO,
+        off="--dagger-sampled",
     )
     imitate_lr: float = setting(
         0.0,

@@ -64,10 +64,26 @@ class Taught:
         )
 
 
+class MostLikelyActions:
+    """The copy acting by its most likely action, as evaluate, render and export run it (--dagger-most-likely):
+    a copy whose spread is wide visits other states under sampling than the deterministic policy gets stuck in,
+    and DAgger can only teach the states it visits."""
+
+    def __init__(self, policy: ContinuousPolicy) -> None:
+        self.policy = policy
+
+    def sample(self, observation: torch.Tensor) -> torch.Tensor:
+        loc, _ = self.policy.network(observation)
+        return self.policy.squash.mode(loc)
+
+
+Acting = HeuristicActor | TensorPolicy | MostLikelyActions
+
+
 def imitate_heuristic(
     config: TrainConfig,
     heuristic: HeuristicActor,
-    collector_for: Callable[[HeuristicActor | TensorPolicy], ExperienceCollector],
+    collector_for: Callable[[Acting], ExperienceCollector],
     group: AgentGroup,
     actor: ContinuousPolicy,
     critic: TensorCritic,
@@ -83,7 +99,8 @@ def imitate_heuristic(
     of figures per batch. `should_stop` is asked after each batch: a copy of a million frames takes minutes,
     and Ctrl-C or a scheduler's SIGTERM must not wait for all of it."""
     heuristic_collector = collector_for(heuristic)
-    policy_collector = collector_for(actor) if config.dagger else heuristic_collector
+    policy_acting = MostLikelyActions(actor) if config.dagger_most_likely else actor
+    policy_collector = collector_for(policy_acting) if config.dagger else heuristic_collector
     optimiser = torch.optim.Adam(parameters, lr=config.imitate_lr or config.lr)
     rows: list[ImitationRow] = []
     taught: Taught | None = None

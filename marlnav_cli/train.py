@@ -30,9 +30,9 @@ from marlnav_cli.config import TrainConfig
 from marlnav_cli.curriculum import stage_arguments, stage_of
 from marlnav_cli.envs import AgentGroup, agent_groups, group_layout, make_env, observation_size
 from marlnav_cli.errors import CheckpointError, ConfigError, MarlnavError, TrainingDiverged
-from marlnav_cli.heuristics import HeuristicActor, heuristic_to_imitate
-from marlnav_cli.imitation import ImitationRow, imitate_heuristic
-from marlnav_cli.models import TensorCritic, TensorPolicy, build_critics, build_policies, tensor_policy
+from marlnav_cli.heuristics import heuristic_to_imitate
+from marlnav_cli.imitation import Acting, ImitationRow, imitate_heuristic
+from marlnav_cli.models import TensorCritic, build_critics, build_policies, tensor_policy
 from marlnav_cli.observation_norm import measure_observation_statistics, set_observation_statistics
 from marlnav_cli.ppo import PPOBatch, PPOLosses, PPOObjective
 from marlnav_cli.rng import capture_rng, restore_rng
@@ -144,7 +144,7 @@ def train(
         group = groups[0]
         heuristic = heuristic_to_imitate(config)
 
-        def collector_for(policy: HeuristicActor | TensorPolicy) -> ExperienceCollector:
+        def collector_for(policy: Acting) -> ExperienceCollector:
             return ExperienceCollector(
                 env, {group.name: policy}, steps=config.max_steps, bootstrap_time_limit=config.bootstrap_time_limit
             )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 from tensordict import TensorDict
 from torchrl.objectives.value import GAE
@@ -17,7 +18,7 @@ from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
 from marlnav_cli.heuristics import HeuristicActor, heuristic_to_imitate
-from marlnav_cli.imitation import imitate_heuristic
+from marlnav_cli.imitation import Acting, imitate_heuristic
 from marlnav_cli.models import TensorCritic, TensorPolicy, build_critics, build_policies, tensor_policy
 from marlnav_cli.ppo import flat_frames
 from marlnav_cli.train import _advantage_module, _expand_done_to_agents
@@ -135,6 +136,25 @@ def test_dagger_teaches_the_heuristic_s_action_at_the_states_the_policy_itself_r
     assert after_dagger < 0.3 * after_first_batch, (after_first_batch, after_dagger)
 
 
+def _watch_batches(copying: Copying, watch: Callable[[TensorDict], None]) -> None:
+    """Have `watch` see each batch the copy collects, as soon as it is collected (before it is fitted on)."""
+    collector_for = copying.collector_for
+
+    def watched_collector(actor: Acting) -> ExperienceCollector:
+        collector = collector_for(actor)
+        collect = collector.collect
+
+        def collect_and_watch() -> TensorDict:
+            data = collect()
+            watch(data)
+            return data
+
+        collector.collect = collect_and_watch  # type: ignore[method-assign]
+        return collector
+
+    copying.collector_for = watched_collector
+
+
 def _states_fitted_in_each_batch(aggregate: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Copy wheel's heuristic over 3 DAgger batches: each batch's collected states, and the states the copy
     was fitted on after it (the policy network's inputs while gradients are on), one row per frame."""
@@ -142,28 +162,19 @@ def _states_fitted_in_each_batch(aggregate: bool) -> tuple[list[torch.Tensor], l
     copying = Copying.of(dataclasses.replace(config, dagger_aggregate=aggregate))
     collected: list[torch.Tensor] = []
     fitted: list[list[torch.Tensor]] = []
-    network, collector_for = copying.actor.network, copying.collector_for
+    network = copying.actor.network
 
     def recording_network(observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.is_grad_enabled():  # fitting; the collector runs the policy in inference mode
             fitted[-1].append(observation.flatten(-2).detach())
         return network(observation)
 
-    def recording_collector(actor: HeuristicActor | TensorPolicy) -> ExperienceCollector:
-        collector = collector_for(actor)
-        collect = collector.collect
-
-        def collect_and_record() -> TensorDict:
-            data = collect()
-            collected.append(flat_frames(data, data.get(copying.group.key("observation"))).flatten(-2))
-            fitted.append([])
-            return data
-
-        collector.collect = collect_and_record  # type: ignore[method-assign]
-        return collector
+    def record(data: TensorDict) -> None:
+        collected.append(flat_frames(data, data.get(copying.group.key("observation"))).flatten(-2))
+        fitted.append([])
 
     copying.actor.network = recording_network  # type: ignore[union-attr,assignment]
-    copying.collector_for = recording_collector
+    _watch_batches(copying, record)
     copying.imitate()
     return collected, [torch.cat(rows) for rows in fitted]
 
@@ -184,6 +195,23 @@ def test_dagger_aggregate_fits_every_batch_labelled_so_far_and_plain_dagger_the_
     assert len(fitted[2]) == len(fitted[0])
     collected, fitted = _states_fitted_in_each_batch(aggregate=False)
     assert [_share_from(fitted[2], batch) for batch in collected] == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("most_likely", [True, False])
+def test_dagger_most_likely_runs_the_copy_by_its_most_likely_action_and_plain_dagger_samples(most_likely: bool) -> None:
+    config = dataclasses.replace(WHEEL, imitate_heuristic=2 * WHEEL.frames_per_batch, dagger=True)
+    copying = Copying.of(dataclasses.replace(config, dagger_most_likely=most_likely))
+    acted_most_likely: list[bool] = []
+
+    def check(data: TensorDict) -> None:
+        with torch.no_grad():  # the copy as it was when it acted: it is fitted after this
+            loc, _ = copying.actor.network(data.get(copying.group.key("observation")))
+        most_likely_action = copying.actor.squash.mode(loc)  # type: ignore[union-attr]
+        acted_most_likely.append(torch.allclose(most_likely_action, data.get(copying.group.key("action"))))
+
+    _watch_batches(copying, check)
+    copying.imitate()
+    assert acted_most_likely == [False, most_likely]  # the first batch is the heuristic's own
 
 
 def test_the_copy_learns_at_imitate_lr_and_at_lr_without_it() -> None:
