@@ -45,6 +45,7 @@ ADDED_LATER = {
     "dagger_aggregate": False,
     "imitate_beta": 0.0,
     "dagger_most_likely": False,
+    "imitate_anneal_lr": False,
 }
 
 
@@ -163,6 +164,13 @@ class TrainConfig:
         "With --imitate-heuristic: the copy's learning rate (0: --lr's). A precise copy can need a far smaller --lr "
         "for the PPO after it than the copy needs to be learned at all (buzz_wire: docs/zoo.md).",
         PPO,
+    )
+    imitate_anneal_lr: bool = setting(
+        False,
+        "With --imitate-heuristic: the copy's learning rate falls linearly to 0 over all its minibatches "
+        "(torch's LinearLR), so its last steps settle rather than jitter: for tasks whose goal needs a precise copy.",
+        PPO,
+        off="--imitate-constant-lr",
     )
     imitate_beta: float = setting(
         0.0,

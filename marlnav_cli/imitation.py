@@ -102,9 +102,18 @@ def imitate_heuristic(
     policy_acting = MostLikelyActions(actor) if config.dagger_most_likely else actor
     policy_collector = collector_for(policy_acting) if config.dagger else heuristic_collector
     optimiser = torch.optim.Adam(parameters, lr=config.imitate_lr or config.lr)
+    batches = math.ceil(config.imitate_heuristic / config.frames_per_batch)
+    steps = batches * config.num_epochs * config.minibatches_per_epoch
+    # --imitate-anneal-lr: the last steps move the copy by little, so its fit settles where the goal needs
+    # precision (joint_passage's 0.01); the factor reaches 0 after the last step
+    schedule = (
+        torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=1.0, end_factor=0.0, total_iters=steps)
+        if config.imitate_anneal_lr
+        else None
+    )
     rows: list[ImitationRow] = []
     taught: Taught | None = None
-    for batch in range(math.ceil(config.imitate_heuristic / config.frames_per_batch)):
+    for batch in range(batches):
         policy_acts = config.dagger and batch > 0
         data = (policy_collector if policy_acts else heuristic_collector).collect()
         prepare(data)
@@ -143,6 +152,8 @@ def imitate_heuristic(
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                 optimiser.step()
                 optimiser.zero_grad(set_to_none=True)
+                if schedule is not None:
+                    schedule.step()
                 with torch.no_grad():
                     action_losses.append(
                         torch.nn.functional.mse_loss(actor.squash.mode(loc), copied.action[copied_indices])

@@ -214,6 +214,28 @@ def test_dagger_most_likely_runs_the_copy_by_its_most_likely_action_and_plain_da
     assert acted_most_likely == [False, most_likely]  # the first batch is the heuristic's own
 
 
+@pytest.mark.parametrize("anneal", [True, False])
+def test_imitate_anneal_lr_lowers_the_copys_lr_linearly_to_nothing_and_without_it_the_lr_stays(
+    anneal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--imitate-anneal-lr: every one of the copy's steps is taken at imitate_lr times the share of its steps
+    still to come, the last at 1/steps of it; without it every step at imitate_lr."""
+    config = dataclasses.replace(WHEEL, imitate_heuristic=2 * WHEEL.frames_per_batch, imitate_lr=0.004)
+    stepped_at: list[float] = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        stepped_at.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    Copying.of(dataclasses.replace(config, imitate_anneal_lr=anneal)).imitate()
+    steps = 2 * config.num_epochs * config.minibatches_per_epoch
+    assert len(stepped_at) == steps
+    expected = [0.004 * (steps - taken) / steps if anneal else 0.004 for taken in range(steps)]
+    assert stepped_at == pytest.approx(expected, rel=1e-6)
+
+
 def test_the_copy_learns_at_imitate_lr_and_at_lr_without_it() -> None:
     """--imitate-lr is the copy's own: a run whose PPO --lr would learn nothing copies as one at the copy's.
     --imitate-beta changes how the copy is fitted, not whether it learns."""
