@@ -124,12 +124,15 @@ def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_t
     assert evaluate_actor(config, slack, episodes=10, seed=11, device=torch.device("cpu")).goal_rate < 0.5
 
 
+JOINT_PASSAGE = TrainConfig(
+    scenario="joint_passage", n_agents=2, max_steps=400, scenario_args={"observe_joint_angle": True}, seed=3
+)
+
+
 def test_joint_passage_s_rod_goes_through_the_gap_onto_its_goal_from_each_agent_s_own_view() -> None:
     """Each agent acts on its own observation and index alone (so a policy network per agent can copy it),
     and the pair brings the joint within VMAS's 0.01 of its goal."""
-    config = TrainConfig(
-        scenario="joint_passage", n_agents=2, max_steps=400, scenario_args={"observe_joint_angle": True}, seed=3
-    )
+    config = JOINT_PASSAGE
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor) and isinstance(actor.policy, RodThroughGap)
     observation = (
@@ -154,9 +157,7 @@ def test_joint_passage_s_steep_settling_keeps_the_rod_on_its_goal_under_a_copy_s
     """A copy's error in its push leaves the rod that error over the gain off its goal: with a push turned by
     0.08 each way (the rod's angle), the controller's settling gain still brings the joint within VMAS's 0.01
     every time, where the gain it takes the rod to the gap with misses half the episodes."""
-    config = TrainConfig(
-        scenario="joint_passage", n_agents=2, max_steps=400, scenario_args={"observe_joint_angle": True}, seed=3
-    )
+    config = JOINT_PASSAGE
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
 
