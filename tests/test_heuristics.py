@@ -13,7 +13,7 @@ from vmas.scenarios.wheel import HeuristicPolicy
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import make_env
-from marlnav_cli.episodes import evaluate_actor
+from marlnav_cli.episodes import evaluate_actor, evaluation_env, rollout
 from marlnav_cli.heuristics import (
     HeuristicActor,
     HeuristicUnavailable,
@@ -22,6 +22,7 @@ from marlnav_cli.heuristics import (
     TeamControllerActor,
     heuristic_actor,
 )
+from marlnav_cli.vmas_mends import GOAL_TOLERANCE
 
 
 def test_the_actor_gives_vmas_heuristic_actions_for_every_agent() -> None:
@@ -154,22 +155,33 @@ def test_joint_passage_s_rod_goes_through_the_gap_onto_its_goal_from_each_agent_
 
 
 def test_joint_passage_s_steep_settling_keeps_the_rod_on_its_goal_under_a_copy_s_error_in_push() -> None:
-    """A copy's error in its push leaves the rod that error over the gain off its goal: with a push turned by
-    0.08 each way (the rod's angle), the controller's settling gain still brings the joint within VMAS's 0.01
-    every time, where the gain it takes the rod to the gap with misses half the episodes."""
+    """A copy's error in its push leaves the rod that error over the gain off its goal. With each agent's push
+    off by 0.06 across the goal's line (the two ways, so they turn the rod), the rod at rest on its goal lies
+    within VMAS's 0.01 of the goal's angle at the settling gain, and past it at the gain that takes the rod to
+    the gap. The episodes are not ended at the goal (a rod swinging through the goal's angle would end one),
+    so the angle is the one the rod comes to rest at; half the envs settle at each gain, in one rollout."""
     config = JOINT_PASSAGE
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
+    envs = 16
+    settling_gains = torch.tensor([RodThroughGap.SETTLE_GAIN] * (envs // 2) + [RodThroughGap.GAIN] * (envs // 2))
 
-    def success_under_push_error(settle_gain: float) -> float:
-        class Erring(RodThroughGap):
-            SETTLE_GAIN = settle_gain
+    class Erring(RodThroughGap):
+        SETTLE_GAIN = settling_gains[:, None]  # type: ignore[assignment]
 
-            def agent_action(self, index: int, observation: torch.Tensor) -> torch.Tensor:
-                return super().agent_action(index, observation) + torch.tensor([0.0, 0.08 if index == 0 else -0.08])
+        def agent_action(self, index: int, observation: torch.Tensor) -> torch.Tensor:
+            goal_direction = observation[..., 8:10]
+            across = torch.stack([-goal_direction[..., 1], goal_direction[..., 0]], dim=-1)
+            return super().agent_action(index, observation) + (0.06 if index == 0 else -0.06) * across
 
-        erring = TeamControllerActor(Erring(), actor.in_keys[0][0], actor.u_ranges)
-        return evaluate_actor(config, erring, episodes=8, seed=11, device=torch.device("cpu")).success_rate
-
-    assert success_under_push_error(RodThroughGap.SETTLE_GAIN) == 1.0
-    assert success_under_push_error(RodThroughGap.GAIN) <= 0.5
+    env = evaluation_env(config, envs, 11, torch.device("cpu"))
+    scenario = env.base_env._env.scenario
+    angle_distance = type(scenario).done.__globals__["get_line_angle_dist_0_180"]
+    scenario.done = lambda: torch.zeros(envs, dtype=torch.bool)
+    rollout(env, TeamControllerActor(Erring(), actor.in_keys[0][0], actor.u_ranges), config.max_steps)
+    joint, goal = scenario.joint.landmark.state, scenario.goal.state
+    on_position = torch.linalg.vector_norm(joint.pos - goal.pos, dim=-1) <= GOAL_TOLERANCE
+    angle_off = angle_distance(joint.rot, goal.rot).reshape(-1)
+    steep, gentle = settling_gains == RodThroughGap.SETTLE_GAIN, settling_gains == RodThroughGap.GAIN
+    assert (on_position & steep).sum() >= 5 and (on_position & gentle).sum() >= 5  # most are home but for angle
+    assert angle_off[on_position & steep].median() < GOAL_TOLERANCE < angle_off[on_position & gentle].min()
