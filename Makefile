@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 train: install
 	$(VENV)/bin/marlnav train $(ARGS)
 
+# Tests run on one torch thread each (tests/conftest.py), so one worker per core (pytest-xdist) about halves the
+# suite's time on 2 cores; the tests that start Ray share one worker (conftest's xdist_group), one at a time.
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n auto --dist loadgroup $(ARGS)
 
 # ruff, configured in pyproject.toml: lint and format check (CI runs both); `make format` rewrites.
 lint: install

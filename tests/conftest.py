@@ -105,3 +105,11 @@ def start_long_training(run_folder: Path, *, iterations: int = 2) -> subprocess.
     while not (metrics.exists() and metrics.read_text().count("\n") >= iterations) and time.time() < deadline:
         time.sleep(0.2)
     return process
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs a worker per core), the tests that start Ray run on one worker,
+    one after another: two Ray instances starting at once on the same machine would race for its ports."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
