@@ -113,16 +113,36 @@ def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> N
 
 
 def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_the_wire() -> None:
-    """The agents see neither the ball nor each other: pulling outward past the rod's half length keeps it
-    taut and the ball centred, where aiming at the half length itself leaves it slack and drags the team
-    into the wire."""
+    """The agents see neither the ball nor each other: pulling outward on top of the pull to each one's place
+    (half the rod beside the goal) keeps the rod taut and the ball centred, where the place alone leaves it
+    slack and the ball below its goal."""
     config = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
     figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
     assert figures.goal_rate == 1.0 and figures.failure_rate == 0.0
-    slack = TeamControllerActor(type("Slack", (TautCarry,), {"OUTWARD": 0.25})(), actor.in_keys[0][0], actor.u_ranges)
+    slack = TeamControllerActor(type("Slack", (TautCarry,), {"TENSION": 0.0})(), actor.in_keys[0][0], actor.u_ranges)
     assert evaluate_actor(config, slack, episodes=10, seed=11, device=torch.device("cpu")).goal_rate < 0.5
+
+
+def test_buzz_wire_s_stiff_gains_bring_the_ball_home_under_a_copy_s_error_in_push() -> None:
+    """A copy whose push is off by e leaves the ball about e / gain off its goal, and VMAS asks for 0.01: with
+    both agents' pushes off by 0.08 to the same side, the controller's gains bring the ball home every time,
+    where the gains it had before (a pull of 5, a climb of 2) never do."""
+    config = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor)
+
+    def goal_rate_under_push_error(gains: dict[str, float]) -> float | None:
+        class Erring(TautCarry):
+            def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
+                return super().team_action(observation, u_ranges) + torch.tensor([0.08, 0.0])
+
+        erring = TeamControllerActor(type("Gains", (Erring,), gains)(), actor.in_keys[0][0], actor.u_ranges)
+        return evaluate_actor(config, erring, episodes=10, seed=11, device=torch.device("cpu")).goal_rate
+
+    assert goal_rate_under_push_error({}) == 1.0
+    assert goal_rate_under_push_error({"PULL": 5.0, "CLIMB": 2.0}) == 0.0
 
 
 JOINT_PASSAGE = TrainConfig(
