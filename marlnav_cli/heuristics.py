@@ -429,8 +429,13 @@ def heuristic_actor(config: TrainConfig) -> HeuristicActor | HeuristicUnavailabl
 
 
 def heuristic_to_imitate(config: TrainConfig) -> HeuristicActor:
-    """The heuristic --imitate-heuristic copies, or one line saying why there is none."""
+    """The heuristic --imitate-heuristic copies (at --imitate-speed where given), or one line saying why there
+    is none."""
     actor = heuristic_actor(config)
     if isinstance(actor, HeuristicUnavailable):
         raise ConfigError(f"--imitate-heuristic: {actor.reason}")
+    if config.imitate_speed:
+        if not hasattr(actor.policy, "speed"):  # VMAS's transport heuristic alone scales its push by one
+            raise ConfigError(f"--imitate-speed: {config.scenario}'s heuristic has no speed to set (transport's has)")
+        actor.policy.speed = config.imitate_speed  # type: ignore[attr-defined]
     return actor

@@ -267,3 +267,33 @@ def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refus
     result = cli("train", *TINY_TRAIN, "--scenario", "sampling", "--imitate-heuristic", "100", "--out", refused)
     assert result.exit_code == 2 and "VMAS ships no heuristic for sampling" in result.stderr
     assert not refused.exists()
+
+
+def test_imitate_speed_sets_vmas_transport_heuristic_s_speed_and_is_refused_where_a_heuristic_has_none(
+    cli, tmp_path: Path
+) -> None:
+    """--imitate-speed 1.2: the copied actions are VMAS's transport heuristic's at speed 1.2 (VMAS's own
+    is 0.95), the same object VMAS computes them with; a heuristic without a speed is refused before any
+    run folder exists."""
+    from vmas.scenarios.transport import HeuristicPolicy
+
+    config = TrainConfig(scenario="transport", n_agents=4, imitate_heuristic=100, imitate_speed=1.2)
+    actor = heuristic_to_imitate(config)
+    env = make_env(config, num_envs=8, seed=1, device=CPU)
+    observation = env.reset()["agents", "observation"]
+    env.close()
+    faster = HeuristicPolicy(continuous_action=True)
+    faster.speed = 1.2
+    expected = torch.stack(
+        [faster.compute_action(observation[:, i], u_range=u) for i, u in enumerate(actor.u_ranges)], 1
+    )
+    assert torch.equal(actor.sample(observation), expected)
+    own = heuristic_to_imitate(dataclasses.replace(config, imitate_speed=0.0)).sample(observation)
+    assert not torch.equal(own, expected) and own.abs().max() <= 0.95 * max(actor.u_ranges)
+
+    refused = tmp_path / "refused"
+    args = ("train", *TINY_TRAIN, "--scenario", "wheel", "--imitate-heuristic", "100", "--imitate-speed", "1.2")
+    result = cli(*args, "--out", refused)
+    assert result.exit_code == 2 and "wheel's heuristic has no speed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not refused.exists()
+    assert cli(*args[:-1], "-1", "--out", refused).exit_code == 2 and not refused.exists()
