@@ -36,7 +36,6 @@ _SUCCESS = {
     "navigation": "every agent on its goal",
     "passage": "every agent through the passage, on its goal",
     "dispersion": "every food eaten",
-    "discovery": "every target covered",
     "transport": "the package on its goal",
     "reverse_transport": "the package on its goal",
     "joint_passage": "the joint on its goal",
@@ -55,8 +54,13 @@ _FAILURE = {
     "road_traffic": "a collision (car with car or lane boundary)",
     "drone": "a drone out of control (flipped or out of bounds)",
 }
-# Scenarios whose end depends on an argument: (argument, meaning when it is true).
-_ENDS_WHEN_ARGUMENT = {"give_way": ("done_on_completion", "both agents on their goals")}
+# Scenarios whose end depends on an argument: (argument, the value that lets it end, the end's meaning then).
+# discovery's done asks that every target was ever covered, but VMAS counts a covered target only where
+# targets do not respawn (its default is that they do): with them its episodes never end.
+_ENDS_WHEN_ARGUMENT = {
+    "give_way": ("done_on_completion", True, "both agents on their goals"),
+    "discovery": ("targets_respawn", False, "every target covered"),
+}
 
 # Scenarios that ignore n_agents: the arguments that set their team size instead.
 TEAM_SIZE_ARGUMENTS = {
@@ -121,8 +125,8 @@ def end_meaning(scenario: str, scenario_args: dict[str, Any]) -> EndMeaning:
     if scenario in _FAILURE:
         return EndMeaning(EpisodeEnd.FAILURE, _FAILURE[scenario])
     if scenario in _ENDS_WHEN_ARGUMENT:
-        argument, what = _ENDS_WHEN_ARGUMENT[scenario]
-        if scenario_args.get(argument) is True:
+        argument, ends_when, what = _ENDS_WHEN_ARGUMENT[scenario]
+        if scenario_args.get(argument, not ends_when) is ends_when:
             return EndMeaning(EpisodeEnd.SUCCESS, what)
     return EndMeaning(EpisodeEnd.NEVER, "never ends before the step limit")
 

@@ -77,11 +77,35 @@ def test_never_ending_means_vmas_defines_no_done(scenario: str) -> None:
     """The table calls a scenario never-ending exactly when its class keeps BaseScenario's done (always
     false); give_way ends only with done_on_completion."""
     scenario_class = type(_scenario(scenario).scenario)
-    keeps_base_done = scenario_class.done is BaseScenario.done or scenario == "give_way"
+    # give_way ends only with done_on_completion, discovery only without respawning targets (tested below)
+    keeps_base_done = scenario_class.done is BaseScenario.done or scenario in ("give_way", "discovery")
     assert (end_meaning(scenario, {}).end is EpisodeEnd.NEVER) == keeps_base_done
     if scenario == "give_way":
         assert _scenario(scenario).done().any() == torch.tensor(False)
         assert end_meaning(scenario, {"done_on_completion": True}).defines_success
+
+
+def test_discovery_ends_only_where_its_targets_do_not_respawn() -> None:
+    """VMAS's discovery ends when every target was ever covered, but counts a covered target only where targets
+    do not respawn: with its default (they respawn) VMAS's own heuristic covers targets and no episode ends,
+    without respawning some do. The end means success only then."""
+    from vmas.scenarios.discovery import HeuristicPolicy
+
+    ended = {}
+    for respawn in (True, False):
+        env = _scenario("discovery", targets_respawn=respawn)
+        observations, heuristic, covered, done = env.reset(), HeuristicPolicy(continuous_action=True), 0, False
+        for _ in range(200):
+            actions = [heuristic.compute_action(o, u_range=a.u_range) for o, a in zip(observations, env.agents)]
+            observations, _, dones, _ = env.step(actions)
+            covered += int(env.scenario.covered_targets.sum())
+            done |= bool(dones.any())
+        assert covered > 0
+        ended[respawn] = done
+    assert ended == {True: False, False: True}
+    assert end_meaning("discovery", {}).end is EpisodeEnd.NEVER
+    assert end_meaning("discovery", {"targets_respawn": True}).end is EpisodeEnd.NEVER
+    assert end_meaning("discovery", {"targets_respawn": False}).defines_success
 
 
 def test_navigation_ends_exactly_when_every_agent_is_on_its_goal() -> None:
