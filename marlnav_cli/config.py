@@ -259,12 +259,11 @@ class TrainConfig:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma!r}")
         if not 0 <= self.lmbda <= 1:
             raise ConfigError(f"--lmbda must be in [0, 1], got {self.lmbda!r}")
-        if self.imitate_lr < 0:
-            raise ConfigError(f"--imitate-lr must be 0 (--lr's) or a positive number, got {self.imitate_lr!r}")
-        if self.imitate_speed < 0:
-            raise ConfigError(
-                f"--imitate-speed must be 0 (the heuristic's own) or a positive number, got {self.imitate_speed!r}"
-            )
+        for name, zero_means in (("imitate_lr", "--lr's"), ("imitate_speed", "the heuristic's own")):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{flag_of(name)} must be 0 ({zero_means}) or a positive number, got {getattr(self, name)!r}"
+                )
         if not 0 <= self.imitate_beta <= 1:
             raise ConfigError(f"--imitate-beta must be in [0, 1], got {self.imitate_beta!r}")
         if not math.isfinite(self.entropy_coeff) or self.entropy_coeff < 0:

@@ -21,15 +21,26 @@ from vmas.simulator.scenario import BaseScenario
 GOAL_TOLERANCE = 0.01  # VMAS's own, for position and angle alike
 
 
-def _joint_on_goal_per_env(scenario: BaseScenario) -> Callable[[], torch.Tensor]:
+def joint_off_goal(scenario: BaseScenario) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """How far each env's joint is from its goal now, in position and in angle (VMAS's own line-angle
+    distance), as a function of no arguments to call at every step."""
     # VMAS loads scenario files as nameless modules: the function is reached through its own done's globals
     angle_distance = type(scenario).done.__globals__["get_line_angle_dist_0_180"]
 
-    def done() -> torch.Tensor:
+    def distances() -> tuple[torch.Tensor, torch.Tensor]:
         joint, goal = scenario.joint.landmark, scenario.goal
-        on_position = torch.linalg.vector_norm(joint.state.pos - goal.state.pos, dim=-1) <= GOAL_TOLERANCE
-        on_angle = angle_distance(joint.state.rot, goal.state.rot).reshape(-1) <= GOAL_TOLERANCE
-        return on_position & on_angle
+        position = torch.linalg.vector_norm(joint.state.pos - goal.state.pos, dim=-1)
+        return position, angle_distance(joint.state.rot, goal.state.rot).reshape(-1)
+
+    return distances
+
+
+def _joint_on_goal_per_env(scenario: BaseScenario) -> Callable[[], torch.Tensor]:
+    distances = joint_off_goal(scenario)
+
+    def done() -> torch.Tensor:
+        position, angle = distances()
+        return (position <= GOAL_TOLERANCE) & (angle <= GOAL_TOLERANCE)
 
     return done
 

@@ -22,7 +22,7 @@ from marlnav_cli.heuristics import (
     TeamControllerActor,
     heuristic_actor,
 )
-from marlnav_cli.vmas_mends import GOAL_TOLERANCE
+from marlnav_cli.vmas_mends import GOAL_TOLERANCE, joint_off_goal
 
 
 def test_the_actor_gives_vmas_heuristic_actions_for_every_agent() -> None:
@@ -112,11 +112,14 @@ def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> N
     assert "observe_rel_pos=true" in str(heuristic_actor(blind))
 
 
+BUZZ_WIRE = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
+
+
 def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_the_wire() -> None:
     """The agents see neither the ball nor each other: pulling outward on top of the pull to each one's place
     (half the rod beside the goal) keeps the rod taut and the ball centred, where the place alone leaves it
     slack and the ball below its goal."""
-    config = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
+    config = BUZZ_WIRE
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
     figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
@@ -129,7 +132,7 @@ def test_buzz_wire_s_stiff_gains_bring_the_ball_home_under_a_copy_s_error_in_pus
     """A copy whose push is off by e leaves the ball about e / gain off its goal, and VMAS asks for 0.01: with
     both agents' pushes off by 0.08 to the same side, the controller's gains bring the ball home every time,
     where the gains it had before (a pull of 5, a climb of 2) never do."""
-    config = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
+    config = BUZZ_WIRE
     actor = heuristic_actor(config)
     assert isinstance(actor, TeamControllerActor)
 
@@ -196,12 +199,10 @@ def test_joint_passage_s_steep_settling_keeps_the_rod_on_its_goal_under_a_copy_s
 
     env = evaluation_env(config, envs, 11, torch.device("cpu"))
     scenario = env.base_env._env.scenario
-    angle_distance = type(scenario).done.__globals__["get_line_angle_dist_0_180"]
     scenario.done = lambda: torch.zeros(envs, dtype=torch.bool)
     rollout(env, TeamControllerActor(Erring(), actor.in_keys[0][0], actor.u_ranges), config.max_steps)
-    joint, goal = scenario.joint.landmark.state, scenario.goal.state
-    on_position = torch.linalg.vector_norm(joint.pos - goal.pos, dim=-1) <= GOAL_TOLERANCE
-    angle_off = angle_distance(joint.rot, goal.rot).reshape(-1)
+    position_off, angle_off = joint_off_goal(scenario)()
+    on_position = position_off <= GOAL_TOLERANCE
     steep, gentle = settling_gains == RodThroughGap.SETTLE_GAIN, settling_gains == RodThroughGap.GAIN
     assert (on_position & steep).sum() >= 5 and (on_position & gentle).sum() >= 5  # most are home but for angle
     assert angle_off[on_position & steep].median() < GOAL_TOLERANCE < angle_off[on_position & gentle].min()
