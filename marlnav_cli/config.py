@@ -47,6 +47,7 @@ ADDED_LATER = {
     "dagger_most_likely": False,
     "imitate_anneal_lr": False,
     "imitate_speed": 0.0,
+    "centralised_policy": False,
 }
 
 
@@ -200,6 +201,14 @@ class TrainConfig:
     )
     share_policy: bool = setting(True, "One policy network for all agents of a group.", MODEL, off="--no-share-policy")
     share_critic: bool = setting(True, "One critic network for all agents of a group.", MODEL, off="--no-share-critic")
+    centralised_policy: bool = setting(
+        False,
+        "Each agent's policy network sees every agent's observation of its group (TorchRL's MultiAgentMLP, "
+        "centralised), not its own alone: for tasks whose observation hides the teammates an agent must make way "
+        "for (passage). Needs --no-share-policy; the policy then runs on the whole team, not on one robot alone.",
+        MODEL,
+        off="--local-policy",
+    )
     discrete: bool = setting(
         False, "Discrete actions (a categorical policy) or continuous ones.", ENVIRONMENT, off="--continuous"
     )
@@ -303,6 +312,11 @@ class TrainConfig:
             )
 
     def _check_critic_and_team_sizes(self) -> None:
+        if self.centralised_policy and self.share_policy:
+            raise ConfigError(
+                "--centralised-policy gives one shared network the same input for every agent, so every agent "
+                "the same action: add --no-share-policy"
+            )
         if self.critic not in CRITICS:
             raise ConfigError(f"--critic takes {' or '.join(CRITICS)}, not {self.critic!r}")
         if self.critic == "deepsets" and not self.mappo:

@@ -133,7 +133,7 @@ def _build_policy(
             config,
             device,
             outputs=action_spec[action_key].space.n,
-            centralised=False,
+            centralised=config.centralised_policy,
             share_params=config.share_policy,
         )
         return ProbabilisticActor(
@@ -151,7 +151,15 @@ def _build_policy(
     n_actions = action_spec[action_key].shape[-1]
     net = torch.nn.Sequential(
         *scaler,
-        _mlp(env, group, config, device, outputs=2 * n_actions, centralised=False, share_params=config.share_policy),
+        _mlp(
+            env,
+            group,
+            config,
+            device,
+            outputs=2 * n_actions,
+            centralised=config.centralised_policy,
+            share_params=config.share_policy,
+        ),
         NormalParamExtractor(),
     )
     space = action_spec[action_key].space

@@ -56,6 +56,7 @@ CASES = {
         "--checkpoint-every must be a positive integer",
     ),
     "imitate-negative": (["train", "--imitate-heuristic", "-5"], "--imitate-heuristic must be 0 (off) or a frame"),
+    "centralised-shared-policy": (["train", "--centralised-policy"], "add --no-share-policy"),
     "imitate-discrete": (["train", "--imitate-heuristic", "100", "--discrete"], "leave --discrete out"),
     "imitate-team-sizes": (
         ["train", "--imitate-heuristic", "100", "--n-agents", "2-4", "--critic", "deepsets"],

@@ -32,6 +32,15 @@ COLLECTED = {
     "simple_tag": TrainConfig(scenario="simple_tag", n_agents=4, frames_per_batch=4 * 30, max_steps=30, num_cells=16),
     # Rewards come as [envs, 1] per agent.
     "wheel": TrainConfig(scenario="wheel", frames_per_batch=4 * 30, max_steps=30, num_cells=16),
+    # Each agent's network reads the whole team's observations (--centralised-policy).
+    "wheel-centralised": TrainConfig(
+        scenario="wheel",
+        frames_per_batch=4 * 30,
+        max_steps=30,
+        num_cells=16,
+        share_policy=False,
+        centralised_policy=True,
+    ),
 }
 RESETS_EXPECTED = {"balance", "balance-discrete"}
 

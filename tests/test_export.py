@@ -77,8 +77,13 @@ def test_runner_calls_no_end_success_where_vmas_done_mixes_up_envs() -> None:
 
 @pytest.mark.parametrize(
     "task",
-    [["--discrete"], ["--scenario", "simple_tag"], ["--no-share-policy"]],
-    ids=["discrete", "two-groups", "per-agent-weights"],
+    [
+        ["--discrete"],
+        ["--scenario", "simple_tag"],
+        ["--no-share-policy"],
+        ["--no-share-policy", "--centralised-policy"],
+    ],
+    ids=["discrete", "two-groups", "per-agent-weights", "centralised"],
 )
 def test_other_policies_export_with_parity(cli, tmp_path: Path, task: list[str]) -> None:
     assert cli("train", *TINY_TRAIN, *task, "--out", tmp_path / "run").exit_code == 0

@@ -1,7 +1,8 @@
 """VMAS's heuristics as marlnav actors: the same actions VMAS's own controller gives, agent by agent; and
 marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
 all), simple_spread's (the assignment to landmarks with the least total distance), give_way's (one
-waits in the alcove), buzz_wire's (a taut rod) and joint_passage's (the rod upright through the gap)."""
+waits in the alcove), buzz_wire's (a taut rod), joint_passage's (the rod upright through the gap) and
+passage's (a queue through the gap)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import make_env
 from marlnav_cli.episodes import evaluate_actor, evaluation_env, rollout
 from marlnav_cli.heuristics import (
+    CrowdThroughGap,
     HeuristicActor,
     HeuristicUnavailable,
     RodThroughGap,
@@ -206,3 +208,26 @@ def test_joint_passage_s_steep_settling_keeps_the_rod_on_its_goal_under_a_copy_s
     steep, gentle = settling_gains == RodThroughGap.SETTLE_GAIN, settling_gains == RodThroughGap.GAIN
     assert (on_position & steep).sum() >= 5 and (on_position & gentle).sum() >= 5  # most are home but for angle
     assert angle_off[on_position & steep].median() < GOAL_TOLERANCE < angle_off[on_position & gentle].min()
+
+
+def test_passage_s_crowd_brings_all_five_home_through_the_one_agent_gap_seldom_touching() -> None:
+    """The gap lets one agent through at a time. Waiting agents press toward the entry, making way for each
+    other (the lower one more, and a little sideways), the one that reaches it aligned climbs: all five are
+    home in every episode and seldom touch (each step touching costs 10). Without making way they pile up at
+    the entry; without the sideways share two pressing on each other stand still."""
+    config = TrainConfig(scenario="passage", n_agents=5, max_steps=300, seed=3)
+    actor = heuristic_actor(config)
+    assert isinstance(actor, TeamControllerActor) and isinstance(actor.policy, CrowdThroughGap)
+
+    def figures_with(settings: dict[str, float]):
+        variant = type("Variant", (CrowdThroughGap,), settings)()
+        variant_actor = TeamControllerActor(variant, actor.in_keys[0][0], actor.u_ranges)
+        return evaluate_actor(config, variant_actor, episodes=16, seed=11, device=torch.device("cpu"))
+
+    figures = figures_with({})
+    assert figures.success_rate == 1.0 and figures.mean_reward is not None and figures.mean_reward > 90
+    piling = figures_with({"CROWD_AVOID": 0.0, "AVOID": 0.0})
+    assert piling.mean_reward is not None and piling.mean_reward < 0
+    assert figures_with({"TWIST": 0.0}).success_rate < 0.9
+    two_gaps = dataclasses.replace(config, scenario_args={"n_passages": 2})
+    assert "leave out ['n_passages']" in str(heuristic_actor(two_gaps))
