@@ -382,10 +382,10 @@ class CrowdThroughGap:
     not a zoo entry's teacher. Making way is graded: the lower of two
     waiting agents yields more, and a TWIST sideways turns two that press on each other round one another
     (without it they stand still: 0.25-0.51 of seeds 0-1's episodes); through the wall, agents make way
-    for the ones coming. On seeds 0-2's evaluation episodes (200 each) all five are home in every one at
-    300 steps, in 142-159 steps on average (VMAS's 100 steps are too few for five agents in single file),
-    reward 111-115 (touching costs 10 a step; agents touch at some step in 0.10-0.29 of episodes). The map
-    is VMAS's default (one gap): an argument that changes it is refused.
+    for the ones coming. On evaluate's episodes of seeds 0 and 100-102 (200 each) all five are home in
+    every one at 300 steps, in 138-169 steps on average (VMAS's 100 steps are too few for five agents in
+    single file), reward 66-114 (touching costs 10 a step). The map is VMAS's default (one gap): an
+    argument that changes it is refused.
     """
 
     AGENT = 0.03333  # VMAS's agent radius; the wall spans -0.1 to 0.1
