@@ -2,7 +2,7 @@
 marlnav's own controllers where VMAS ships none: dispersion's (each agent to its own food, which eats it
 all), simple_spread's (the assignment to landmarks with the least total distance), give_way's (one
 waits in the alcove), buzz_wire's (a taut rod), joint_passage's (the rod upright through the gap) and
-passage's (a queue through the gap)."""
+passage's (the team making way at the gap, one through at a time)."""
 
 from __future__ import annotations
 
