@@ -289,7 +289,7 @@ class TrainConfig:
             )
         check_fits_in_memory(self.frames_per_batch, self.n_agents)
         check_network_fits_in_memory(self.depth, self.num_cells, self.n_agents)
-        self._check_critic_and_team_sizes()
+        self._check_networks_and_team_sizes()
         self._check_imitation()
         if self.curriculum and "n_agents" in parse_curriculum(self.curriculum):
             raise ConfigError("--curriculum cannot change n_agents: --n-agents 2-8 trains across team sizes")
@@ -311,7 +311,7 @@ class TrainConfig:
                 "--imitate-heuristic copies one team's controller: give --n-agents one size, or --imitate-heuristic 0"
             )
 
-    def _check_critic_and_team_sizes(self) -> None:
+    def _check_networks_and_team_sizes(self) -> None:
         if self.centralised_policy and self.share_policy:
             raise ConfigError(
                 "--centralised-policy gives one shared network the same input for every agent, so every agent "

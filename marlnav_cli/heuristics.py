@@ -133,14 +133,19 @@ class LandmarkAssignment:
 
 
 def _toward(
-    target: torch.Tensor, position: torch.Tensor, speed: float, gain: float = 1.5, stop_within: float = 0.0
+    target: torch.Tensor,
+    position: torch.Tensor,
+    speed: float,
+    gain: float = 1.5,
+    stop_within: float = 0.0,
+    least: float = 0.1,
 ) -> torch.Tensor:
     """A velocity toward `target` at `speed`, slowing in proportion to the distance left as it arrives, but
-    never below 0.1 (VMAS's give_way zeroes commands under 0.08, min_input_norm, which would stop it short),
-    and 0 within `stop_within` of it."""
+    never below `least` (give_way's 0.1: VMAS's give_way zeroes commands under 0.08, min_input_norm, which
+    would stop it short), and 0 within `stop_within` of it."""
     offset = target - position
     distance = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    velocity = torch.clamp(gain * distance, min=0.1, max=speed) * offset / distance
+    velocity = torch.clamp(gain * distance, min=least, max=speed) * offset / distance
     return torch.where(distance < stop_within, torch.zeros_like(velocity), velocity)
 
 
@@ -401,7 +406,9 @@ class CrowdThroughGap:
     YIELD = 0.2  # the share of making way an agent keeps for one below it (waiting) or still under the wall
     GAIN, HOME_GAIN, DAMPING = 3.0, 4.0, 4.0
     CLIMB = 0.25  # upward speed through the gap
-    TOP_SPEED = 1.0  # a wanted speed beyond what the push reaches (0.28), so the push is full on the way
+    # A wanted speed beyond what the push reaches (0.28), so the push is full on the way; past it the direction
+    # holds, so making way (added to it) is not drowned out far from the target
+    TOP_SPEED = 1.0
     CENTRE = 8.0  # sideways gain to the gap's x while climbing
     # At most 0.8 of the full push: a copy's tanh reaches 1 only at infinity (the copy fits the push's preimage)
     FORCE = 0.8
@@ -430,19 +437,13 @@ class CrowdThroughGap:
             & (entry_y > self.ENTRY_Y - 1e-6)
         )
         climb = torch.stack([self.CENTRE * (gap_x - position[..., 0]), torch.full_like(gap_x, self.CLIMB)], dim=-1)
-        wanted = torch.where(through[..., None], self._toward(goal, position, self.HOME_GAIN), climb)
-        pressing = self._toward(entry, position, self.GAIN) + self._crowd(position)
+        home = _toward(goal, position, self.TOP_SPEED, gain=self.HOME_GAIN, least=0.0)
+        wanted = torch.where(through[..., None], home, climb)
+        pressing = _toward(entry, position, self.TOP_SPEED, gain=self.GAIN, least=0.0) + self._crowd(position)
         wanted = torch.where((waiting & ~aligned)[..., None], pressing, wanted)
         wanted = wanted + torch.where(through[..., None], self._make_way(position, waiting), 0.0)
         push = self.FORCE * torch.tensor(u_ranges, dtype=observation.dtype)[:, None]
         return (self.DAMPING * (wanted - velocity)).clamp(-push, push)
-
-    def _toward(self, target: torch.Tensor, position: torch.Tensor, gain: float) -> torch.Tensor:
-        """A velocity toward `target`, `gain` per unit of distance up to TOP_SPEED: past it the direction
-        holds, so making way (added to it) is not drowned out far from the target."""
-        offset = target - position
-        distance = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        return offset / distance * (gain * distance).clamp(max=self.TOP_SPEED)
 
     def _away(self, position: torch.Tensor, within: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pair's unit vector from j to i, [..., i, j, 2], and how far inside `within` of each other."""

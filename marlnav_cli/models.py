@@ -41,6 +41,22 @@ def _mlp(
     )
 
 
+def _policy_mlp(
+    env: TransformedEnv, group: AgentGroup, config: TrainConfig, device: torch.device, *, outputs: int
+) -> MultiAgentMLP:
+    """The policy's network, for either action kind: shared or per agent, on the agent's own observation or
+    (--centralised-policy) the whole group's."""
+    return _mlp(
+        env,
+        group,
+        config,
+        device,
+        outputs=outputs,
+        centralised=config.centralised_policy,
+        share_params=config.share_policy,
+    )
+
+
 def build_policies(env: TransformedEnv, config: TrainConfig, device: torch.device) -> dict[str, ProbabilisticActor]:
     """A policy per group, in the env's group order (which fixes the order parameters are drawn in)."""
     return {group.name: _build_policy(env, group, config, device) for group in agent_groups(env)}
@@ -127,15 +143,7 @@ def _build_policy(
     action_key = group.key("action")
     scaler = _scalers(env, group, config, device)
     if config.discrete:
-        net = _mlp(
-            env,
-            group,
-            config,
-            device,
-            outputs=action_spec[action_key].space.n,
-            centralised=config.centralised_policy,
-            share_params=config.share_policy,
-        )
+        net = _policy_mlp(env, group, config, device, outputs=action_spec[action_key].space.n)
         return ProbabilisticActor(
             module=TensorDictModule(
                 _scaled(net, scaler),
@@ -151,15 +159,7 @@ def _build_policy(
     n_actions = action_spec[action_key].shape[-1]
     net = torch.nn.Sequential(
         *scaler,
-        _mlp(
-            env,
-            group,
-            config,
-            device,
-            outputs=2 * n_actions,
-            centralised=config.centralised_policy,
-            share_params=config.share_policy,
-        ),
+        _policy_mlp(env, group, config, device, outputs=2 * n_actions),
         NormalParamExtractor(),
     )
     space = action_spec[action_key].space

@@ -117,6 +117,11 @@ def test_give_way_s_route_brings_both_agents_home_and_refuses_another_map() -> N
 BUZZ_WIRE = TrainConfig(scenario="buzz_wire", n_agents=2, max_steps=200, seed=5)
 
 
+def acting_as(actor: TeamControllerActor, controller: object) -> TeamControllerActor:
+    """`actor` with another controller (a variant of its own) acting for the same team."""
+    return TeamControllerActor(controller, actor.in_keys[0][0], actor.u_ranges)
+
+
 def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_the_wire() -> None:
     """The agents see neither the ball nor each other: pulling outward on top of the pull to each one's place
     (half the rod beside the goal) keeps the rod taut and the ball centred, where the place alone leaves it
@@ -126,7 +131,7 @@ def test_buzz_wire_s_taut_carry_brings_the_ball_onto_its_goal_without_touching_t
     assert isinstance(actor, TeamControllerActor)
     figures = evaluate_actor(config, actor, episodes=10, seed=11, device=torch.device("cpu"))
     assert figures.goal_rate == 1.0 and figures.failure_rate == 0.0
-    slack = TeamControllerActor(type("Slack", (TautCarry,), {"TENSION": 0.0})(), actor.in_keys[0][0], actor.u_ranges)
+    slack = acting_as(actor, type("Slack", (TautCarry,), {"TENSION": 0.0})())
     assert evaluate_actor(config, slack, episodes=10, seed=11, device=torch.device("cpu")).goal_rate < 0.5
 
 
@@ -143,7 +148,7 @@ def test_buzz_wire_s_stiff_gains_bring_the_ball_home_under_a_copy_s_error_in_pus
             def team_action(self, observation: torch.Tensor, u_ranges: list[float]) -> torch.Tensor:
                 return super().team_action(observation, u_ranges) + torch.tensor([0.08, 0.0])
 
-        erring = TeamControllerActor(type("Gains", (Erring,), gains)(), actor.in_keys[0][0], actor.u_ranges)
+        erring = acting_as(actor, type("Gains", (Erring,), gains)())
         return evaluate_actor(config, erring, episodes=10, seed=11, device=torch.device("cpu")).goal_rate
 
     assert goal_rate_under_push_error({}) == 1.0
@@ -202,7 +207,7 @@ def test_joint_passage_s_steep_settling_keeps_the_rod_on_its_goal_under_a_copy_s
     env = evaluation_env(config, envs, 11, torch.device("cpu"))
     scenario = env.base_env._env.scenario
     scenario.done = lambda: torch.zeros(envs, dtype=torch.bool)
-    rollout(env, TeamControllerActor(Erring(), actor.in_keys[0][0], actor.u_ranges), config.max_steps)
+    rollout(env, acting_as(actor, Erring()), config.max_steps)
     position_off, angle_off = joint_off_goal(scenario)()
     on_position = position_off <= GOAL_TOLERANCE
     steep, gentle = settling_gains == RodThroughGap.SETTLE_GAIN, settling_gains == RodThroughGap.GAIN
@@ -220,9 +225,8 @@ def test_passage_s_crowd_brings_all_five_home_through_the_one_agent_gap_seldom_t
     assert isinstance(actor, TeamControllerActor) and isinstance(actor.policy, CrowdThroughGap)
 
     def figures_with(settings: dict[str, float]):
-        variant = type("Variant", (CrowdThroughGap,), settings)()
-        variant_actor = TeamControllerActor(variant, actor.in_keys[0][0], actor.u_ranges)
-        return evaluate_actor(config, variant_actor, episodes=16, seed=11, device=torch.device("cpu"))
+        variant = acting_as(actor, type("Variant", (CrowdThroughGap,), settings)())
+        return evaluate_actor(config, variant, episodes=16, seed=11, device=torch.device("cpu"))
 
     figures = figures_with({})
     assert figures.success_rate == 1.0 and figures.mean_reward is not None and figures.mean_reward > 90
