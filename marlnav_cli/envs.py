@@ -20,6 +20,7 @@ from torchrl.envs.libs.vmas import VmasEnv
 from marlnav_cli.config import EnvConfig, TrainConfig, check_scenario
 from marlnav_cli.errors import ConfigError
 from marlnav_cli.media import LegendEntry
+from marlnav_cli.scenario_arguments import apply_added_arguments, vmas_arguments
 from marlnav_cli.scenarios import team_size_hint
 from marlnav_cli.vmas_mends import mend_scenario
 
@@ -126,7 +127,7 @@ def fixed_team_size(config: EnvConfig | TrainConfig) -> int | None:
                 device="cpu",
                 continuous_actions=True,
                 n_agents=config.n_agents,
-                **config.scenario_args,
+                **vmas_arguments(config.scenario, config.scenario_args),
             )
             # One step too: an argument of the wrong type (package_mass=abc) builds, then fails in the
             # physics. Still actions, so no random number is drawn.
@@ -217,11 +218,12 @@ def _build_vmas(
             device=device,
             seed=seed,
             n_agents=config.n_agents,
-            **config.scenario_args,
+            **vmas_arguments(config.scenario, config.scenario_args),
         )
     except (AssertionError, TypeError, ValueError, KeyError) as error:
         raise _refused(config, error) from None
     mend_scenario(config.scenario, env._env.scenario)
+    apply_added_arguments(config.scenario, env._env.scenario, config.scenario_args)
     return env
 
 

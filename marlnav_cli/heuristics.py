@@ -412,7 +412,7 @@ class CrowdThroughGap:
     CENTRE = 8.0  # sideways gain to the gap's x while climbing
     # At most 0.8 of the full push: a copy's tanh reaches 1 only at infinity (the copy fits the push's preimage)
     FORCE = 0.8
-    FREE_ARGUMENTS = frozenset({"shared_reward"})
+    FREE_ARGUMENTS = frozenset({"shared_reward", "collision_reward"})  # the map stays VMAS's
 
     @classmethod
     def refuses(cls, config: TrainConfig) -> str | None:

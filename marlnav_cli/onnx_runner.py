@@ -26,6 +26,11 @@ EVAL_SEED_OFFSET = 1_000_000  # marlnav evaluate's default: the training seed + 
 DONE_MIXES_ENVS = {"joint_passage", "joint_passage_size"}
 
 
+# Arguments marlnav adds to VMAS's scenarios (marlnav_cli/scenario_arguments.py): VMAS alone takes none of
+# them, so they are left out here, and the reward reported is then VMAS's own (the output names them).
+MARLNAV_ARGUMENTS = {"passage": {"collision_reward"}}
+
+
 def reported_end(scenario: str, episode_end: str) -> str:
     """What an early end means here: marlnav's meaning, or "unknown" where VMAS's done mixes up envs."""
     return "unknown" if scenario in DONE_MIXES_ENVS else episode_end
@@ -37,6 +42,8 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
     config, layout = json.loads(metadata["config"]), json.loads(metadata["layout"])
     seed = config["seed"] + EVAL_SEED_OFFSET if seed is None else seed
     torch.manual_seed(seed)
+    left_out = sorted(MARLNAV_ARGUMENTS.get(config["scenario"], set()) & set(config["scenario_args"]))
+    vmas_arguments = {name: value for name, value in config["scenario_args"].items() if name not in left_out}
     env = vmas.make_env(
         config["scenario"],
         num_envs=episodes,
@@ -45,7 +52,7 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
         continuous_actions=metadata["action_type"] == "continuous",
         max_steps=None,
         n_agents=config["n_agents"],
-        **config["scenario_args"],
+        **vmas_arguments,
     )
     observations = env.reset()
     ended = np.zeros(episodes, dtype=bool)
@@ -83,6 +90,7 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
         "ended_early_rate": ended_rate if episode_end not in ("never", "unknown") else None,
         "mean_length": float(length.mean()),
         "mean_reward": float(reward.mean()),
+        **({"vmas_reward_without": left_out} if left_out else {}),
     }
 
 
