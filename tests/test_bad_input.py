@@ -85,6 +85,10 @@ CASES = {
     "scenario-arg-off": (["inspect-specs", "--scenario-arg", "collisions=off"], "write true or false"),
     "scenario-arg-nan": (["inspect-specs", "--scenario-arg", "lidar_range=nan"], "must be a finite number"),
     "scenario-arg-inf": (["inspect-specs", "--scenario-arg", "agent_radius=inf"], "must be a finite number"),
+    "passage-collision-reward-positive": (
+        ["inspect-specs", "--scenario", "passage", "--scenario-arg", "collision_reward=3"],
+        "collision_reward is a reward per overlap, a number <= 0",
+    ),
     # Config files
     "config-fifo": (["train", "--config", "{tmp}/fifo.toml"], "is not a regular file"),
     "config-dev-zero": (["train", "--config", "/dev/zero"], "is not a regular file"),
