@@ -54,17 +54,18 @@ def _passage_reward(scenario: BaseScenario, collision_reward: float) -> Callable
     vmas_reward = scenario.reward
     agents = scenario.world.agents
     weight = collision_reward / VMAS_PASSAGE_COLLISION_REWARD  # of VMAS's reward; 1 - weight of the shaping
-    team_shaping: list[torch.Tensor] = []  # with shared_reward: this step's, computed at the first agent
+    team_shaping = torch.zeros(())  # with shared_reward: this step's, computed at the first agent's call
 
     def reward(agent: Agent) -> torch.Tensor:
+        nonlocal team_shaping
         if scenario.shared_reward:
             if agent is agents[0]:
                 before = sum(a.global_shaping for a in agents)
                 paid = vmas_reward(agent)
-                team_shaping[:] = [before - sum(a.global_shaping for a in agents)]
+                team_shaping = before - sum(a.global_shaping for a in agents)
             else:
                 paid = vmas_reward(agent)
-            shaping = team_shaping[0]
+            shaping = team_shaping
         else:
             before = agent.global_shaping
             paid = vmas_reward(agent)

@@ -19,15 +19,18 @@ from marlnav_cli.errors import ConfigError
 from marlnav_cli.scenario_arguments import apply_added_arguments
 
 ENVS, STEPS = 16, 40
+# One tiny passage run's settings: the same code path as a real run, in seconds
+TINY = ["--frames-per-batch", "100", "--max-steps", "25", "--epochs", "1", "--minibatch-size", "50"]
+TINY += ["--num-cells", "16", "--device", "cpu", "--quiet", "--scenario", "passage", "--eval-every", "0"]
 RUNNER = Path(__file__).resolve().parent.parent / "marlnav_cli" / "onnx_runner.py"
 
 
 def _passage_rewards(collision_reward: float | None, shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Each step's reward per agent [steps, agents, envs] under agents pressing up and inward (so they
     crowd the wall and each other), and for VMAS's own reward (collision_reward None) each agent's
-    overlaps counted with VMAS's own is_overlapping: for
-    an agent, the agents and walls it overlaps, and with shared_reward those of every agent before it too
-    (VMAS's shared reward subtracts each agent's penalty from one team tensor as it goes)."""
+    overlaps counted with VMAS's own is_overlapping: for an agent, the agents and walls it overlaps, and
+    with shared_reward those of every agent before it too (VMAS's shared reward subtracts each agent's
+    penalty from one team tensor as it goes)."""
     env = vmas.make_env("passage", num_envs=ENVS, device="cpu", continuous_actions=True, seed=3, shared_reward=shared)
     scenario, world = env.scenario, env.scenario.world
     if collision_reward is not None:
@@ -78,9 +81,7 @@ def test_passage_collision_reward_through_make_env_and_refused_values() -> None:
 
 def test_curriculum_stages_passage_collision_reward(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    tiny = ["--frames-per-batch", "100", "--max-steps", "25", "--epochs", "1", "--minibatch-size", "50"]
-    tiny += ["--num-cells", "16", "--device", "cpu", "--quiet", "--scenario", "passage", "--eval-every", "0"]
-    result = cli("train", "--curriculum", "collision_reward=0,-5", "--frames", "300", *tiny, "--out", run)
+    result = cli("train", "--curriculum", "collision_reward=0,-5", "--frames", "300", *TINY, "--out", run)
     assert result.exit_code == 0, result.stderr
     assert 'curriculum = "collision_reward=0,-5"' in (run / "config.toml").read_text()
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -91,9 +92,7 @@ def test_a_policy_trained_with_collision_reward_evaluates_and_runs_in_onnx(cli, 
     """The config carries marlnav's argument: evaluate rebuilds the reweighted env from the checkpoint
     alone, and the standalone ONNX runner (VMAS alone) leaves it out and says so."""
     run = tmp_path / "run"
-    tiny = ["--frames", "100", "--frames-per-batch", "100", "--max-steps", "25", "--epochs", "1"]
-    tiny += ["--minibatch-size", "50", "--num-cells", "16", "--device", "cpu", "--quiet", "--eval-every", "0"]
-    result = cli("train", "--scenario", "passage", "--scenario-arg", "collision_reward=0", *tiny, "--out", run)
+    result = cli("train", "--scenario-arg", "collision_reward=0", "--frames", "100", *TINY, "--out", run)
     assert result.exit_code == 0, result.stderr
     report = cli("evaluate", run / "policy.safetensors", "--episodes", "8", "--json").json()
     assert report["policy"]["mean_length"] == 25
