@@ -16,7 +16,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
-from marlnav_cli.scenarios import EndMeaning, GoalReader, end_meaning, goal_reader
+from marlnav_cli.scenarios import SHARED_RESET_DRAWS, EndMeaning, GoalReader, end_meaning, goal_reader
 
 # Seeds for evaluation sit this far from the training seed, so no evaluated episode was trained on.
 EVAL_SEED_OFFSET = 1_000_000
@@ -30,12 +30,32 @@ def rollout(
     *,
     deterministic: bool = True,
     callback: Any = None,
+    scenario: str | None = None,
     **kwargs: Any,
 ) -> TensorDictBase:
-    """env.rollout with the policy's mode (deterministic) or random actions when policy is None."""
+    """env.rollout with the policy's mode (deterministic) or random actions when policy is None; given the
+    scenario, each env's first episode starts from its own draw (independent_start)."""
     exploration = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
     with torch.no_grad(), set_exploration_type(exploration):
+        if scenario is not None:
+            kwargs.update(auto_reset=False, tensordict=independent_start(env, scenario))
         return env.rollout(steps, policy=policy, callback=callback, **kwargs)
+
+
+def independent_start(env: TransformedEnv, scenario: str) -> TensorDictBase:
+    """The first reset of many envs, each env's episode drawn on its own.
+
+    Why: where VMAS's reset draws one permutation for the whole batch (SHARED_RESET_DRAWS), envs reset
+    together share it: 200 passage episodes would be 200 runs of one gap with one owner per goal, and their
+    interval would claim a precision they do not have. So every env but the first is reset again alone
+    (VMAS's reset_at, as TorchRL does for a partial reset); the first keeps the batch's draw. Elsewhere the
+    batched reset stands, so every other scenario's episodes stay exactly as they were."""
+    start = env.reset()
+    if scenario in SHARED_RESET_DRAWS and env.batch_size.numel() > 1:
+        again = torch.ones(*env.batch_size, 1, dtype=torch.bool, device=env.device)
+        again[0] = False
+        start = env.reset(start.set("_reset", again))
+    return start.exclude("_reset")
 
 
 def evaluation_env(config: TrainConfig, episodes: int, seed: int, device: torch.device) -> TransformedEnv:
@@ -225,7 +245,9 @@ def evaluate_actor(
     one episode per env."""
     torch.manual_seed(seed)
     env = evaluation_env(config, episodes, seed, device)
-    data = rollout(env, actor, config.max_steps, deterministic=deterministic, break_when_any_done=False)
+    data = rollout(
+        env, actor, config.max_steps, deterministic=deterministic, scenario=config.scenario, break_when_any_done=False
+    )
     groups = agent_groups(env)
     goal = goal_reader(config.scenario, config.scenario_args)
     summary = summarise(

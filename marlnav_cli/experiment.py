@@ -597,7 +597,7 @@ def rollout_summary(
         device = resolve_device(device_name)
     torch.manual_seed(config.seed)
     env = make_env(config, num_envs=num_envs, seed=config.seed, device=device)
-    data = rollout(env, policy, steps, deterministic=False)
+    data = rollout(env, policy, steps, deterministic=False, scenario=config.scenario)
     return describe_rollout(data, agent_groups(env), policy="checkpoint" if policy is not None else "random")
 
 

@@ -26,6 +26,19 @@ EVAL_SEED_OFFSET = 1_000_000  # marlnav evaluate's default: the training seed + 
 DONE_MIXES_ENVS = {"joint_passage", "joint_passage_size"}
 
 
+# VMAS's reset draws one permutation for the whole batch in these (marlnav_cli/scenarios.py's
+# SHARED_RESET_DRAWS): every env but the first is reset again alone, as marlnav evaluate does.
+SHARED_RESET_DRAWS = {
+    "passage",
+    "joint_passage",
+    "ball_passage",
+    "football",
+    "ball_trajectory",
+    "wind_flocking",
+    "asym_joint",
+}
+
+
 # Arguments marlnav adds to VMAS's scenarios (marlnav_cli/scenario_arguments.py): VMAS alone takes none of
 # them, so they are left out here, and the reward reported is then VMAS's own (the output names them).
 MARLNAV_ARGUMENTS = {"passage": {"collision_reward"}}
@@ -55,6 +68,9 @@ def run_episodes(model_path: str, episodes: int, seed: int | None = None) -> dic
         **vmas_arguments,
     )
     observations = env.reset()
+    if config["scenario"] in SHARED_RESET_DRAWS:
+        for index in range(1, episodes):
+            observations = env.reset_at(index)
     ended = np.zeros(episodes, dtype=bool)
     length = np.full(episodes, config["max_steps"])
     reward = np.zeros(episodes)

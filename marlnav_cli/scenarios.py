@@ -62,6 +62,14 @@ _ENDS_WHEN_ARGUMENT = {
     "discovery": ("targets_respawn", False, "every target covered"),
 }
 
+# Scenarios whose reset draws one permutation for the whole batch (torch.randperm in VMAS's reset): reset
+# together, every env gets the same one (passage's gap and which agent owns which goal, joint_passage's and
+# wind_flocking's agent order, ball_passage's gap, football's formation). Evaluation draws each episode apart
+# (episodes.independent_start); tests/test_scenarios.py checks this set against VMAS's sources.
+SHARED_RESET_DRAWS = frozenset(
+    {"passage", "joint_passage", "ball_passage", "football", "ball_trajectory", "wind_flocking", "asym_joint"}
+)
+
 # Scenarios that ignore n_agents: the arguments that set their team size instead.
 TEAM_SIZE_ARGUMENTS = {
     "football": ("n_blue_agents",),

@@ -14,7 +14,7 @@ from vmas.scenarios.wheel import HeuristicPolicy
 
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import make_env
-from marlnav_cli.episodes import evaluate_actor, evaluation_env, rollout
+from marlnav_cli.episodes import evaluate_actor, evaluation_env, independent_start, rollout
 from marlnav_cli.heuristics import (
     CrowdThroughGap,
     HeuristicActor,
@@ -229,7 +229,11 @@ def test_passage_s_crowd_brings_all_five_home_through_the_one_agent_gap_seldom_t
         return evaluate_actor(config, variant, episodes=16, seed=11, device=torch.device("cpu"))
 
     figures = figures_with({})
-    assert figures.success_rate == 1.0 and figures.mean_reward is not None and figures.mean_reward > 90
+    # Home, an agent's reward is 100 x its start distance less 10 a step touching: under 8 steps touching of ~200
+    start = independent_start(evaluation_env(config, 16, 11, torch.device("cpu")), "passage")
+    touching_free = 100 * start.get(("agents", "observation"))[..., 4:6].norm(dim=-1).mean().item()
+    assert figures.success_rate == 1.0 and figures.mean_reward is not None
+    assert figures.mean_reward > touching_free - 10 * 8
     piling = figures_with({"CROWD_AVOID": 0.0, "AVOID": 0.0})
     assert piling.mean_reward is not None and piling.mean_reward < 0
     assert figures_with({"TWIST": 0.0}).success_rate < 0.9

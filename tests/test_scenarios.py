@@ -14,7 +14,7 @@ from vmas.simulator.scenario import BaseScenario
 from marlnav_cli.checkpoint import read_checkpoint
 from marlnav_cli.cli import scenarios_markdown
 from marlnav_cli.config import available_scenarios
-from marlnav_cli.scenarios import EpisodeEnd, end_meaning
+from marlnav_cli.scenarios import SHARED_RESET_DRAWS, EpisodeEnd, end_meaning
 
 # One iteration of 4 envs x 10 steps through 8-unit nets: the same code path as a real run, in a second.
 ONE_ITERATION = [
@@ -158,6 +158,48 @@ def _ends_under_random_actions(env, condition) -> tuple[int, int]:
         for index in done.nonzero().flatten().tolist():
             env.reset_at(index)
     return ended, with_condition
+
+
+def test_shared_reset_draws_are_the_scenarios_whose_reset_draws_one_permutation_for_the_batch() -> None:
+    """VMAS's torch.randperm in a reset is one draw for every env reset together: the set names exactly the
+    scenarios whose source calls it (and the ONNX runner, which imports nothing from marlnav, the same set)."""
+    import importlib.util
+
+    from marlnav_cli.onnx_runner import SHARED_RESET_DRAWS as runner_set
+
+    folder = Path(next(iter(importlib.util.find_spec("vmas").submodule_search_locations))) / "scenarios"
+    drawing = {file.stem for file in folder.rglob("*.py") if "torch.randperm(" in file.read_text()}
+    assert drawing == SHARED_RESET_DRAWS == runner_set
+
+
+def _passage_starts(episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gap's x and each agent's goal offset from the team's centre goal, per env, after evaluation's start."""
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import evaluation_env, independent_start
+
+    env = evaluation_env(TrainConfig(scenario="passage", n_agents=5), episodes, 11, torch.device("cpu"))
+    observation = independent_start(env, "passage").get(("agents", "observation"))
+    goal = observation[..., 0:2] + observation[..., 4:6]
+    return observation[:, 0, 0] + observation[:, 0, 6], (goal - goal.mean(dim=1, keepdim=True)).round(decimals=3)
+
+
+def test_evaluation_draws_each_passage_episode_apart_and_leaves_other_scenarios_as_they_were() -> None:
+    """Reset together, VMAS gives every passage env one gap and one owner per goal; evaluation's start gives
+    each env its own (every env but the first reset again alone). Navigation's start is the batched reset,
+    bit for bit."""
+    from marlnav_cli.config import TrainConfig
+    from marlnav_cli.episodes import evaluation_env, independent_start
+
+    env = _scenario("passage", n_agents=5)
+    shared = torch.stack([landmark.state.pos[:, 0] for landmark in env.scenario.world.landmarks[5:]], dim=-1)
+    assert (shared == shared[:1]).all()  # VMAS alone: one map for every env
+    gap_x, goal_layout = _passage_starts(8)
+    assert gap_x.unique().numel() > 1
+    assert goal_layout.unique(dim=0).shape[0] > 1  # which agent owns the centre goal differs between envs
+    config = TrainConfig(scenario="navigation", n_agents=3)
+    batched = evaluation_env(config, 6, 11, torch.device("cpu")).reset()
+    apart = independent_start(evaluation_env(config, 6, 11, torch.device("cpu")), "navigation")
+    assert torch.equal(batched.get(("agents", "observation")), apart.get(("agents", "observation")))
 
 
 def test_balance_also_ends_when_the_package_falls() -> None:
