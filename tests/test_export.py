@@ -67,6 +67,16 @@ def test_runner_reaches_the_success_rate_of_marlnav_evaluate(cli, shipped_onnx: 
     assert runner["mean_length"] == pytest.approx(marlnav["policy"]["mean_length"], abs=1e-4)
 
 
+def test_runner_draws_each_passage_episode_apart_as_marlnav_evaluate_does(cli, tmp_path: Path) -> None:
+    """VMAS gives every passage env one gap when they reset together; marlnav evaluate resets each again alone,
+    and so must the runner, or the two would report different episodes (the same reward says they do not)."""
+    shipped = SHIPPED.parent / "passage-5ag-mappo.safetensors"
+    assert cli("export", shipped, tmp_path / "passage.onnx").exit_code == 0
+    runner = runpy.run_path(str(RUNNER))["run_episodes"](str(tmp_path / "passage.onnx"), episodes=20)
+    marlnav = cli("evaluate", shipped, "--episodes", "20", "--device", "cpu", "--json").json()
+    assert runner["mean_reward"] == pytest.approx(marlnav["policy"]["mean_reward"], abs=1e-3)
+
+
 def test_runner_calls_no_end_success_where_vmas_done_mixes_up_envs() -> None:
     """joint_passage's own done needs every env's joint home (marlnav mends it; the runner, free of marlnav,
     cannot), so the runner's early ends there are not called success, while navigation's still are."""
