@@ -545,4 +545,39 @@ def heuristic_to_imitate(config: TrainConfig) -> HeuristicActor:
         if not hasattr(actor.policy, "speed"):  # VMAS's transport heuristic alone scales its push by one
             raise ConfigError(f"--imitate-speed: {config.scenario}'s heuristic has no speed to set (transport's has)")
         actor.policy.speed = config.imitate_speed  # type: ignore[attr-defined]
+    if config.imitate_square_approach:
+        if config.scenario != "transport":
+            raise ConfigError(f"--imitate-square-approach steers transport's heuristic, not {config.scenario}'s")
+        actor.policy = SquareApproach(actor.policy)
     return actor
+
+
+class SquareApproach:
+    """transport: VMAS's heuristic, handed a waypoint in place of the goal until the package is in line with
+    the goal along the axis of its longer way, so the package comes onto the goal face on.
+
+    Why: transport pays the package's progress only until it first touches the goal (VMAS's reward leaves out
+    the step it arrives), and the square package (0.15 across) touches the round goal (radius 0.15) 0.225
+    from its centre face on but up to 0.256 corner first. On 200 episodes (VMAS seed 5) VMAS's heuristic at
+    speed 1.2 scores 86.25 of the 88.45 the touch allows; steered, 87.56 with IN_LINE 0.2 and 87.17 with 0.4
+    (docs/zoo.md). The waypoint slides smoothly from the goal to BACK behind it as the package's offset across
+    the axis grows to IN_LINE, so a copy has no switch to learn; the copies of the steeper slopes (0.02, 0.2)
+    lost deliveries, that of 0.4 kept them. The package never turns (VMAS's keeps its rotation at 0)."""
+
+    BACK = 0.4  # the waypoint's distance behind the goal along the axis: beyond the touch, 0.225
+    IN_LINE = 0.4  # the offset across the axis at which the waypoint is fully BACK
+
+    def __init__(self, policy: object) -> None:
+        self.policy = policy
+
+    def compute_action(self, observation: torch.Tensor, u_range: float) -> torch.Tensor:
+        """VMAS's transport observation holds the package's offset from its goal at 4:6; the heuristic reads
+        its goal from there, so the waypoint goes in its place."""
+        to_goal = -observation[..., 4:6]
+        along_x = to_goal[..., 0].abs() >= to_goal[..., 1].abs()
+        axis = torch.stack([along_x, ~along_x], dim=-1).to(to_goal.dtype) * torch.sign(to_goal)
+        across = torch.where(along_x, to_goal[..., 1], to_goal[..., 0]).abs()
+        back = self.BACK * (across / self.IN_LINE).clamp(max=1.0)
+        steered = observation.clone()
+        steered[..., 4:6] = -(to_goal - axis * back[..., None])
+        return self.policy.compute_action(steered, u_range=u_range)  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from torchrl.objectives.value import GAE
 from marlnav_cli.collect import ExperienceCollector
 from marlnav_cli.config import TrainConfig
 from marlnav_cli.envs import AgentGroup, agent_groups, make_env
-from marlnav_cli.heuristics import HeuristicActor, heuristic_to_imitate
+from marlnav_cli.heuristics import HeuristicActor, SquareApproach, heuristic_to_imitate
 from marlnav_cli.imitation import Acting, imitate_heuristic
 from marlnav_cli.models import TensorCritic, TensorPolicy, build_critics, build_policies, tensor_policy
 from marlnav_cli.ppo import flat_frames
@@ -267,6 +267,67 @@ def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refus
     result = cli("train", *TINY_TRAIN, "--scenario", "sampling", "--imitate-heuristic", "100", "--out", refused)
     assert result.exit_code == 2 and "VMAS ships no heuristic for sampling" in result.stderr
     assert not refused.exists()
+
+
+def _transport_reward_until_touch(policy: object) -> torch.Tensor:
+    """VMAS's transport reward summed until the package first touches its goal, in 4 envs whose package sits
+    diagonally off its goal (0.3 to 0.39 away) with the agents behind it."""
+    import vmas
+
+    offset = torch.tensor([[0.3, 0.25], [-0.3, 0.2], [0.2, -0.3], [-0.25, -0.3]])
+    env = vmas.make_env("transport", num_envs=4, n_agents=4, seed=3, continuous_actions=True)
+    env.reset()
+    package = env.scenario.packages[0]
+    package.set_pos(package.goal.state.pos + offset, batch_index=None)
+    generator = torch.Generator().manual_seed(0)
+    for agent in env.agents:
+        behind = package.state.pos - 0.15 * offset / offset.norm(dim=-1, keepdim=True)
+        agent.set_pos(behind + 0.03 * torch.randn(4, 2, generator=generator), batch_index=None)
+    package.global_shaping = (package.state.pos - package.goal.state.pos).norm(dim=-1) * env.scenario.shaping_factor
+    observations = [env.scenario.observation(agent) for agent in env.agents]
+    total, moving = torch.zeros(4), torch.ones(4, dtype=torch.bool)
+    for _ in range(600):
+        actions = [policy.compute_action(o, u_range=a.u_range) for o, a in zip(observations, env.agents)]  # type: ignore[attr-defined]
+        observations, rewards, dones, _ = env.step(actions)
+        total += rewards[0] * moving
+        moving &= ~dones
+        if not moving.any():
+            return total
+    late = moving.nonzero().flatten().tolist()
+    raise AssertionError(f"the package did not reach its goal in 600 steps in envs {late}")
+
+
+def test_imitate_square_approach_brings_transport_s_package_on_face_first_and_keeps_the_reward_vmas_pays(
+    cli, tmp_path: Path
+) -> None:
+    """--imitate-square-approach: VMAS's transport heuristic steered so the package comes onto its goal along
+    an axis. VMAS's own reward, summed until the package touches the goal, is the progress up to the touch:
+    the bound is 100 x (start distance - 0.225, the face-on touch). Straight from a diagonal, VMAS's heuristic
+    touches corner first, over 2 below the bound; steered, it keeps more on every env (0.45-0.77 here, where
+    the package starts too near its goal to come fully in line). In line with its goal the package is pushed
+    exactly as VMAS's heuristic pushes it; other scenarios are refused."""
+    from vmas.scenarios.transport import HeuristicPolicy
+
+    bound = 100 * (torch.tensor([[0.3, 0.25], [-0.3, 0.2], [0.2, -0.3], [-0.25, -0.3]]).norm(dim=-1) - 0.225)
+    direct = _transport_reward_until_touch(HeuristicPolicy(continuous_action=True))
+    square = _transport_reward_until_touch(SquareApproach(HeuristicPolicy(continuous_action=True)))
+    assert (direct < bound - 2).all() and (square > direct + 0.3).all() and (square < bound).all(), (square, direct)
+
+    config = TrainConfig(scenario="transport", n_agents=4, imitate_heuristic=100, imitate_square_approach=True)
+    actor = heuristic_to_imitate(config)
+    assert isinstance(actor.policy, SquareApproach)
+    in_line = [[0.1, -0.2, 0.0, 0.0, 0.5, 0.0, 0.12, 0.01], [0.3, 0.4, 0.1, 0.0, 0.0, -0.6, 0.0, -0.1]]
+    observation = torch.tensor(in_line)
+    vmas_own = HeuristicPolicy(continuous_action=True)
+    assert torch.equal(actor.policy.compute_action(observation, 1.0), vmas_own.compute_action(observation, 1.0))
+    observation[:, 5] = 0.3  # now 0.3 off the axis: no longer in line
+    assert not torch.equal(actor.policy.compute_action(observation, 1.0), vmas_own.compute_action(observation, 1.0))
+
+    refused = tmp_path / "refused"
+    args = ("train", *TINY_TRAIN, "--scenario", "wheel", "--imitate-heuristic", "100", "--imitate-square-approach")
+    result = cli(*args, "--out", refused)
+    assert result.exit_code == 2 and "steers transport's heuristic, not wheel's" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not refused.exists()
 
 
 def test_imitate_speed_sets_vmas_transport_heuristic_s_speed_and_is_refused_where_a_heuristic_has_none(
