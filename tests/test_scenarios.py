@@ -13,7 +13,8 @@ from vmas.simulator.scenario import BaseScenario
 
 from marlnav_cli.checkpoint import read_checkpoint
 from marlnav_cli.cli import scenarios_markdown
-from marlnav_cli.config import available_scenarios
+from marlnav_cli.config import TrainConfig, available_scenarios
+from marlnav_cli.episodes import evaluation_env, independent_start
 from marlnav_cli.scenarios import SHARED_RESET_DRAWS, EpisodeEnd, end_meaning
 
 # One iteration of 4 envs x 10 steps through 8-unit nets: the same code path as a real run, in a second.
@@ -126,7 +127,6 @@ def test_joint_passage_ends_each_env_on_its_own_joint(scenario: str) -> None:
     env 0 alone, where VMAS's own done ends none (it asks every env's joint to be on its goal position, the
     mix-up vmas_mends.py mends: if VMAS fixes it, this fails and the mend can go). With every joint on its
     goal position, VMAS's test reduces to each env's own, and the two agree."""
-    from marlnav_cli.config import TrainConfig
     from marlnav_cli.envs import make_env
 
     env = make_env(TrainConfig(scenario=scenario, n_agents=2), num_envs=4, seed=0, device=torch.device("cpu"))
@@ -174,9 +174,6 @@ def test_shared_reset_draws_are_the_scenarios_whose_reset_draws_one_permutation_
 
 def _passage_starts(episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The gap's x and each agent's goal offset from the team's centre goal, per env, after evaluation's start."""
-    from marlnav_cli.config import TrainConfig
-    from marlnav_cli.episodes import evaluation_env, independent_start
-
     env = evaluation_env(TrainConfig(scenario="passage", n_agents=5), episodes, 11, torch.device("cpu"))
     observation = independent_start(env, "passage").get(("agents", "observation"))
     goal = observation[..., 0:2] + observation[..., 4:6]
@@ -187,9 +184,6 @@ def test_evaluation_draws_each_passage_episode_apart_and_leaves_other_scenarios_
     """Reset together, VMAS gives every passage env one gap and one owner per goal; evaluation's start gives
     each env its own (every env but the first reset again alone). Navigation's start is the batched reset,
     bit for bit."""
-    from marlnav_cli.config import TrainConfig
-    from marlnav_cli.episodes import evaluation_env, independent_start
-
     env = _scenario("passage", n_agents=5)
     shared = torch.stack([landmark.state.pos[:, 0] for landmark in env.scenario.world.landmarks[5:]], dim=-1)
     assert (shared == shared[:1]).all()  # VMAS alone: one map for every env
@@ -349,7 +343,6 @@ def _goal_entity(scenario: BaseScenario, name: str):
 def test_goal_and_failure_are_told_apart_as_vmas_ends_them(scenario: str) -> None:
     """Env 0's goal entity is put on its goal, then every env moves at random: the reader must call
     exactly the ends VMAS's own state calls goals (on the goal, not on the ground / wire / out) goals."""
-    from marlnav_cli.config import TrainConfig
     from marlnav_cli.envs import make_env
     from marlnav_cli.experiment import fit_team_size
     from marlnav_cli.scenarios import goal_reader
