@@ -663,16 +663,21 @@ def field_of_flag(name: str) -> str | None:
     return None
 
 
-def available_scenarios() -> list[str]:
-    """VMAS's scenarios (its `scenarios`, `mpe_scenarios` and `debug_scenarios`), read from the files of its
-    scenario folders: importing vmas imports torch, seconds that a listing or a misspelt name should not
-    wait for (tested equal to vmas's own lists)."""
+def vmas_scenario_files() -> list[Path]:
+    """The source files of VMAS's scenario folders (its own, mpe and debug), found without importing vmas:
+    importing it imports torch, seconds that a listing or a misspelt name should not wait for."""
     spec = importlib.util.find_spec("vmas")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("VMAS is not installed: pip install vmas")
     folder = Path(next(iter(spec.submodule_search_locations))) / "scenarios"
     files = [*folder.glob("*.py"), *(folder / "mpe").glob("*.py"), *(folder / "debug").glob("*.py")]
-    return sorted({file.stem for file in files} - {"__init__"})
+    return [file for file in files if file.stem != "__init__"]
+
+
+def available_scenarios() -> list[str]:
+    """VMAS's scenarios (its `scenarios`, `mpe_scenarios` and `debug_scenarios`), read from the files of its
+    scenario folders (tested equal to vmas's own lists)."""
+    return sorted({file.stem for file in vmas_scenario_files()})
 
 
 def check_scenario(name: str) -> None:

@@ -13,7 +13,7 @@ from vmas.simulator.scenario import BaseScenario
 
 from marlnav_cli.checkpoint import read_checkpoint
 from marlnav_cli.cli import scenarios_markdown
-from marlnav_cli.config import TrainConfig, available_scenarios
+from marlnav_cli.config import TrainConfig, available_scenarios, vmas_scenario_files
 from marlnav_cli.episodes import evaluation_env, independent_start
 from marlnav_cli.scenarios import SHARED_RESET_DRAWS, EpisodeEnd, end_meaning
 
@@ -163,12 +163,9 @@ def _ends_under_random_actions(env, condition) -> tuple[int, int]:
 def test_shared_reset_draws_are_the_scenarios_whose_reset_draws_one_permutation_for_the_batch() -> None:
     """VMAS's torch.randperm in a reset is one draw for every env reset together: the set names exactly the
     scenarios whose source calls it (and the ONNX runner, which imports nothing from marlnav, the same set)."""
-    import importlib.util
-
     from marlnav_cli.onnx_runner import SHARED_RESET_DRAWS as runner_set
 
-    folder = Path(next(iter(importlib.util.find_spec("vmas").submodule_search_locations))) / "scenarios"
-    drawing = {file.stem for file in folder.rglob("*.py") if "torch.randperm(" in file.read_text()}
+    drawing = {file.stem for file in vmas_scenario_files() if "torch.randperm(" in file.read_text()}
     assert drawing == SHARED_RESET_DRAWS == runner_set
 
 
