@@ -299,8 +299,9 @@ class RodThroughGap:
     the joint home in every one of seed 0's 200 evaluation episodes at 400 steps (222 steps on average), but
     its copy sat still past the gap (success 0.005: near an upright rod and a level goal the choice flips, and
     the copy averaged both ends), where the fixed ends (0.97 on seeds 0 and 100, 241-246 steps) are a
-    target linear in the observation (those figures at the settling gain of 8; at 40, now, 0.92-0.94 on seeds
-    100-102, and its copy as much). VMAS's 100 steps are too few: the team (8 masses' worth) is slow.
+    target linear in the observation (those figures at the settling gain of 8; at 40, 0.89-0.92 on seeds 0-2
+    with the ends aimed straight at, 0.995-1.00 with the turn limited, below). VMAS's 100 steps are too few:
+    the team (8 masses' worth) is slow.
     The map is VMAS's default (one fixed gap, a rod of 0.5): scenario arguments that change it are refused.
     """
 
