@@ -212,10 +212,13 @@ def test_joint_passage_s_rod_past_the_gap_turns_toward_a_goal_half_round_and_sta
     And no end aims below the lowest a goal's end can lie: just past the gap, turning toward a level goal,
     the lower agent pushes up, where without that floor it pushes back down into the gap."""
     straight = type("Straight", (RodThroughGap,), {"TURN": math.pi, "LOWEST_END_Y": -1.0})()
-    for goal_angle in (1.3, 1.35, 1.4, 1.45, 1.5):  # near the state a stalled episode ended in (1.4)
-        upright = _joint_passage_view((0.29, 0.68), (0.38, 0.19), (0.33, 0.68), goal_angle)
-        assert _torque_on_rod(RodThroughGap(), upright) > 0.4  # the short way round, anticlockwise
-    assert abs(_torque_on_rod(straight, _joint_passage_view((0.29, 0.68), (0.38, 0.19), (0.33, 0.68), 1.4))) < 0.05
+
+    def stalled_at(goal_angle: float) -> torch.Tensor:  # the state a stalled episode ended in had 1.4
+        return _joint_passage_view((0.29, 0.68), (0.38, 0.19), (0.33, 0.68), goal_angle)
+
+    for goal_angle in (1.3, 1.35, 1.4, 1.45, 1.5):
+        assert _torque_on_rod(RodThroughGap(), stalled_at(goal_angle)) > 0.4  # the short way round, anticlockwise
+    assert abs(_torque_on_rod(straight, stalled_at(1.4))) < 0.05
     just_through = _joint_passage_view((0.0, 0.14), (0.35, 0.49), (0.3, RodThroughGap.LOWEST_END_Y), 0.0)
     no_floor = type("NoFloor", (RodThroughGap,), {"LOWEST_END_Y": -1.0})()
     lower_agent_pushes = [

@@ -269,12 +269,16 @@ def test_a_run_records_its_imitation_and_a_scenario_without_a_heuristic_is_refus
     assert not refused.exists()
 
 
+# Where transport's package starts off its goal in the square-approach test: diagonally, 0.3 to 0.39 away.
+DIAGONAL_OFFSETS = ((0.3, 0.25), (-0.3, 0.2), (0.2, -0.3), (-0.25, -0.3))
+
+
 def _transport_reward_until_touch(policy: object) -> torch.Tensor:
     """VMAS's transport reward summed until the package first touches its goal, in 4 envs whose package sits
-    diagonally off its goal (0.3 to 0.39 away) with the agents behind it."""
+    DIAGONAL_OFFSETS off its goal with the agents behind it."""
     import vmas
 
-    offset = torch.tensor([[0.3, 0.25], [-0.3, 0.2], [0.2, -0.3], [-0.25, -0.3]])
+    offset = torch.tensor(DIAGONAL_OFFSETS)
     env = vmas.make_env("transport", num_envs=4, n_agents=4, seed=3, continuous_actions=True)
     env.reset()
     package = env.scenario.packages[0]
@@ -308,7 +312,7 @@ def test_imitate_square_approach_brings_transport_s_package_on_face_first_and_ke
     exactly as VMAS's heuristic pushes it; other scenarios are refused."""
     from vmas.scenarios.transport import HeuristicPolicy
 
-    bound = 100 * (torch.tensor([[0.3, 0.25], [-0.3, 0.2], [0.2, -0.3], [-0.25, -0.3]]).norm(dim=-1) - 0.225)
+    bound = 100 * (torch.tensor(DIAGONAL_OFFSETS).norm(dim=-1) - 0.225)
     direct = _transport_reward_until_touch(HeuristicPolicy(continuous_action=True))
     square = _transport_reward_until_touch(SquareApproach(HeuristicPolicy(continuous_action=True)))
     assert (direct < bound - 2).all() and (square > direct + 0.3).all() and (square < bound).all(), (square, direct)
